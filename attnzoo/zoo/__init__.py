@@ -1,0 +1,35 @@
+"""The registry and every built-in attention variant behind the one interface."""
+
+# Importing the modules registers the built-in variants.
+from attnzoo.zoo import exact, informer, linformer, nystromformer, performer, skeinformer  # noqa: F401
+from attnzoo.zoo.registry import (
+    Availability,
+    Capabilities,
+    DuplicateVariantError,
+    ParameterError,
+    UnavailableVariantError,
+    UnknownVariantError,
+    Variant,
+    VariantError,
+    create_attention,
+    list_variants,
+    plugin_errors,
+    register_variant,
+    variant_info,
+)
+
+__all__ = [
+    "Availability",
+    "Capabilities",
+    "DuplicateVariantError",
+    "ParameterError",
+    "UnavailableVariantError",
+    "UnknownVariantError",
+    "Variant",
+    "VariantError",
+    "create_attention",
+    "list_variants",
+    "plugin_errors",
+    "register_variant",
+    "variant_info",
+]

@@ -1,0 +1,85 @@
+"""Each approximation equals exact softmax attention where its math says it must."""
+
+import pytest
+import torch
+
+from tests.conftest import make, rel_err
+
+
+def exact(q, k, v, mask=None):
+    return make("vanilla").attend(q, k, v, mask)
+
+
+def ragged_mask(n: int) -> torch.Tensor:
+    mask = torch.ones(2, n, dtype=torch.bool)
+    mask[1, ::3] = False  # padding need not be a suffix
+    return mask
+
+
+def test_sdpa_equals_vanilla(qkv):
+    q, k, v = qkv
+    mask = ragged_mask(q.shape[2])
+    torch.testing.assert_close(make("sdpa").attend(q, k, v, mask), exact(q, k, v, mask), rtol=1e-5, atol=1e-5)
+    for causal in (False, True):
+        x = torch.randn(2, 48, 32)
+        torch.testing.assert_close(make("sdpa", causal=causal)(x), make("vanilla", causal=causal)(x))
+
+
+def test_nystromformer_with_n_landmarks_is_exact(qkv):
+    q, k, v = qkv
+    layer = make("nystromformer", num_landmarks=q.shape[2], pinv_iterations=30)
+    assert rel_err(layer.attend(q, k, v), exact(q, k, v)) < 1e-4
+
+
+def test_nystromformer_error_falls_with_landmarks(qkv):
+    q, k, v = qkv
+    errors = [rel_err(make("nystromformer", num_landmarks=m).attend(q, k, v), exact(q, k, v)) for m in (4, 48)]
+    assert errors[1] < errors[0] / 10
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_skeinformer_covering_all_tokens_is_exact(qkv, masked):
+    q, k, v = qkv
+    mask = ragged_mask(q.shape[2]) if masked else None
+    out = make("skeinformer", sample_size=q.shape[2]).attend(q, k, v, mask)
+    torch.testing.assert_close(out, exact(q, k, v, mask), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_informer_with_all_queries_active_is_exact(qkv, masked):
+    q, k, v = qkv
+    mask = ragged_mask(q.shape[2]) if masked else None
+    out = make("informer", factor=q.shape[2]).attend(q, k, v, mask)
+    expected = exact(q, k, v, mask)
+    real = torch.ones(2, q.shape[2], dtype=torch.bool) if mask is None else mask
+    torch.testing.assert_close(out.transpose(1, 2)[real], expected.transpose(1, 2)[real], rtol=1e-4, atol=1e-5)
+
+
+def test_informer_inactive_queries_get_mean_of_real_values(qkv):
+    q, k, v = qkv
+    mask = ragged_mask(q.shape[2])
+    out = make("informer", factor=1).attend(q, k, v, mask)  # u = ceil(ln 48) = 4 active queries
+    mean_v = (v * mask[:, None, :, None]).sum(2) / mask.sum(1)[:, None, None]
+    matches = torch.isclose(out, mean_v[:, :, None, :], atol=1e-6).all(-1)  # (B, H, n)
+    assert (matches.sum(-1) >= q.shape[2] - 4).all()
+
+
+def test_linformer_with_identity_projections_is_exact(qkv):
+    q, k, v = qkv
+    n = q.shape[2]
+    layer = make("linformer", max_seq_len=n, k=n)
+    with torch.no_grad():
+        layer.inner.proj_k.copy_(torch.eye(n))
+        layer.inner.proj_v.copy_(torch.eye(n))
+    torch.testing.assert_close(layer.attend(q, k, v), exact(q, k, v), rtol=1e-5, atol=1e-5)
+
+
+def test_performer_error_shrinks_as_features_grow(qkv):
+    q, k, v = (t * 0.5 for t in qkv)  # moderate logits, where FAVOR+ variance is finite and testable
+    target = exact(q, k, v)
+    mean_error = {
+        m: sum(rel_err(make("performer", nb_features=m, seed=s).attend(q, k, v), target) for s in range(5)) / 5
+        for m in (8, 64, 1024)
+    }
+    assert mean_error[8] > mean_error[64] > mean_error[1024]
+    assert mean_error[1024] < 0.1
