@@ -33,3 +33,5 @@ __all__ = [
     "register_variant",
     "variant_info",
 ]
+
+import attnzoo.s3attention  # noqa: E402, F401  (registers s3attention; it builds on the zoo's base classes)
