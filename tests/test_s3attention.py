@@ -7,7 +7,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import attnzoo
-from attnzoo.s3attention import direct_circular_convolution, incoherence, token_branch
+from attnzoo.s3attention import direct_circular_convolution, incoherence, sampled_positions, token_branch
 from attnzoo.zoo import ParameterError
 from tests.conftest import make
 
@@ -25,12 +25,23 @@ def test_token_branch_with_every_position_sampled_is_exact_attention(qkv):
     q, k, v = qkv
     mask = torch.ones(2, q.shape[2], dtype=torch.bool)
     mask[0, 30:] = False
-    every = torch.arange(q.shape[2])
     exact = make("vanilla").attend(q, k, v, mask)
-    torch.testing.assert_close(token_branch(q, k, v, every, mask), exact, rtol=1e-5, atol=1e-5)
+    every = torch.arange(q.shape[2])
     # Positions beyond the input's length are ignored rather than wrapped around.
-    beyond = torch.cat([every, torch.tensor([100, 200])])
-    torch.testing.assert_close(token_branch(q, k, v, beyond, mask), exact, rtol=1e-5, atol=1e-5)
+    for index in (every, torch.cat([every, torch.tensor([100, 200])])):
+        positions, valid = sampled_positions(index, q.shape[2], mask)
+        out = token_branch(q, k[:, :, positions], v[:, :, positions], valid)
+        torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_forward_equals_the_kernel_on_full_projections(masked):
+    """forward projects only the sampled rows/channels of K and V; that must not change a single output."""
+    layer = make("s3attention", max_seq_len=64, s1=16)
+    x = torch.randn(2, 50, 32)
+    mask = torch.arange(50)[None, :] < torch.tensor([[50], [31]]) if masked else None
+    reference = layer.project_out(layer.attend(*layer.projections(layer.smoother(x, mask)), mask))
+    torch.testing.assert_close(layer(x, mask=mask), reference, rtol=1e-5, atol=1e-5)
 
 
 def test_padded_batch_equals_each_sequence_alone_in_eval_mode():

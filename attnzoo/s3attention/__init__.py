@@ -2,7 +2,7 @@
 
 from attnzoo.s3attention.diagnostics import incoherence
 from attnzoo.s3attention.layer import S3Attention, S3Params
-from attnzoo.s3attention.skeleton import feature_branch, token_branch
+from attnzoo.s3attention.skeleton import feature_branch, sampled_positions, token_branch
 from attnzoo.s3attention.smoother import FourierConv, Smoother, direct_circular_convolution
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "direct_circular_convolution",
     "feature_branch",
     "incoherence",
+    "sampled_positions",
     "token_branch",
 ]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field, model_validator
 from torch import nn
 
-from attnzoo.s3attention.skeleton import feature_branch, token_branch
+from attnzoo.s3attention.skeleton import feature_branch, sampled_positions, token_branch
 from attnzoo.s3attention.smoother import Smoother
 from attnzoo.zoo.base import ProjectedAttention, check_inputs
 from attnzoo.zoo.params import SamplingParams
@@ -114,20 +115,37 @@ class S3Attention(ProjectedAttention):
         features = torch.randperm(self.dim_head, generator=self.generator)[: self.s2]
         return tokens, features
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_inputs(x, mask, self.dim, self.max_seq_len)
-        return self.project_out(self.attend(*self.projections(self.smoother(x, mask)), mask))
-
     def indices(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if self.sampling == "resample" and self.training:
             return tuple(t.to(device) for t in self._draw(n))
         return self.token_index, self.feature_index
 
-    def attend(self, q, k, v, mask=None):
-        """Both branches on (B, H, n, p) q, k, v, each layer-normed over the concatenated heads, averaged."""
-        token_index, feature_index = self.indices(q.shape[2], q.device)
-        heads = self.heads
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_inputs(x, mask, self.dim, self.max_seq_len)
+        h = self.smoother(x, mask)
+        token_index, feature_index = self.indices(x.shape[1], x.device)
+        positions, valid = sampled_positions(token_index, x.shape[1], mask)
+        # The skeleton reads only s1 rows and s2 channels per head of K and V: project just those (the same
+        # numbers as slicing full projections, at a fraction of the cost).
+        w_q, w_k, w_v = self.to_qkv.weight.chunk(3)
+        channels = (torch.arange(self.heads, device=x.device)[:, None] * self.dim_head + feature_index).flatten()
+        rows = h[:, positions]  # (B, s1, D)
+        split = lambda t: rearrange(t, "b n (h p) -> b h n p", h=self.heads)  # noqa: E731
+        q = split(F.linear(h, w_q))
+        out_tokens = token_branch(q, split(F.linear(rows, w_k)), split(F.linear(rows, w_v)), valid, self.attn_dropout)
+        k_cols, v_cols = split(F.linear(h, w_k[channels])), split(F.linear(h, w_v[channels]))
+        out_features = feature_branch(q, k_cols, v_cols, mask, self.attn_dropout)
+        return self.to_out(self.combine(out_tokens, out_features))
+
+    def combine(self, out_tokens: torch.Tensor, out_features: torch.Tensor) -> torch.Tensor:
+        """LN1(concat_heads O1) / 2 + LN2(concat_heads O2) / 2 -> (B, n, D)."""
         merge = lambda t: rearrange(t, "b h n p -> b n (h p)")  # noqa: E731
-        out_tokens = self.norm_tokens(merge(token_branch(q, k, v, token_index, mask, self.attn_dropout)))
-        out_features = self.norm_features(merge(feature_branch(q, k, v, feature_index, mask, self.attn_dropout)))
-        return rearrange((out_tokens + out_features) / 2, "b n (h p) -> b h n p", h=heads)
+        return (self.norm_tokens(merge(out_tokens)) + self.norm_features(merge(out_features))) / 2
+
+    def attend(self, q, k, v, mask=None):
+        """The skeleton on full (B, H, n, p) q, k, v (the kernel form; `forward` projects only what it reads)."""
+        token_index, feature_index = self.indices(q.shape[2], q.device)
+        positions, valid = sampled_positions(token_index, q.shape[2], mask)
+        out_tokens = token_branch(q, k[:, :, positions], v[:, :, positions], valid, self.attn_dropout)
+        out_features = feature_branch(q, k[..., feature_index], v[..., feature_index], mask, self.attn_dropout)
+        return rearrange(self.combine(out_tokens, out_features), "b n (h p) -> b h n p", h=self.heads)

@@ -95,8 +95,14 @@ class Smoother(nn.Module):
         x = zero_padded(x, mask)
         # Zero the convolution's output at padded positions too, so the stem's window at the last real token
         # sees the same zeros an unpadded sequence of that length would.
-        h = torch.cat([zero_padded(self.fourier(x), mask), x], dim=-1).transpose(1, 2)
-        h = self.activation(self.norm(self.stem(h), mask))
+        smoothed = zero_padded(self.fourier(x), mask)
+        # stem(concat([smoothed, x])) computed as two convolutions with the halves of its weight: the same sum,
+        # without materialising the 2D-channel concatenation.
+        w_smoothed, w_x = self.stem.weight.chunk(2, dim=1)
+        pad = self.stem.padding
+        h = F.conv1d(smoothed.transpose(1, 2), w_smoothed, self.stem.bias, padding=pad)
+        h = h + F.conv1d(x.transpose(1, 2), w_x, padding=pad)
+        h = self.activation(self.norm(h, mask))
         return self.dropout(h.transpose(1, 2))
 
 
