@@ -1,0 +1,58 @@
+"""A validated Suite -> the list of independent cells (variant setting x seq_len x benchmark)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from attnzoo.harness.suite import Suite
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    variant: str
+    label: str
+    params: dict[str, Any]
+    seq_len: int
+    benchmark: str
+    config: dict[str, Any]  # the benchmark's section of the suite
+    layer: dict[str, Any]
+    threads: int | None
+    chain: str = field(default="")  # cells of one chain run in order of seq_len; an OOM skips the rest
+
+    @property
+    def key(self) -> str:
+        """Hash of everything that determines the cell's result (not the environment: that is recorded)."""
+        identity = {k: v for k, v in asdict(self).items() if k not in ("suite", "chain")}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{self.benchmark} {self.label} n={self.seq_len}"
+
+
+def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
+    """Cells in execution order: per benchmark, per variant setting, increasing seq_len."""
+    cells = []
+    for benchmark, config in suite.benchmarks.enabled().items():
+        for entry in suite.variants:
+            for setting in entry.settings():
+                label = entry.label_for(setting)
+                for n in suite.seq_lens:
+                    cells.append(
+                        Cell(
+                            suite=suite.name,
+                            variant=entry.name,
+                            label=label,
+                            params=setting,
+                            seq_len=n,
+                            benchmark=benchmark,
+                            config=config.model_dump(),
+                            layer=suite.layer.model_dump(),
+                            threads=suite.execution.threads or default_threads,
+                            chain=f"{benchmark}/{label}",
+                        )
+                    )
+    return cells

@@ -1,0 +1,65 @@
+"""A run directory: the suite as run, the environment manifest, and results.jsonl flushed cell by cell."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SUITE_FILE, MANIFEST_FILE, RESULTS_FILE, LEADERBOARD_FILE = (
+    "suite.yaml",
+    "manifest.json",
+    "results.jsonl",
+    "leaderboard.md",
+)
+RESULT_STATUSES = ("ok", "oom", "timeout", "unsupported", "unavailable", "skipped")  # "error" is the other one
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.results = self.dir / RESULTS_FILE
+
+    def create(self, suite_text: str, manifest: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / SUITE_FILE).write_text(suite_text)
+        (self.dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    def exists(self) -> bool:
+        return (self.dir / SUITE_FILE).exists()
+
+    def suite_text(self) -> str:
+        return (self.dir / SUITE_FILE).read_text()
+
+    def manifest(self) -> dict:
+        return json.loads((self.dir / MANIFEST_FILE).read_text())
+
+    def rows(self) -> list[dict]:
+        """Every complete row; a line cut short by a kill mid-write is ignored (its cell runs again)."""
+        if not self.results.exists():
+            return []
+        rows = []
+        for line in self.results.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def finished_keys(self) -> set[str]:
+        return {row["key"] for row in self.rows()}
+
+    def append(self, rows: list[dict]) -> None:
+        """All rows of one cell in one write, flushed to disk before the next cell starts."""
+        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
+        with self.results.open("a") as f:
+            if f.tell() and not self._ends_with_newline():
+                text = "\n" + text  # a previous run was killed mid-line: keep that fragment on its own line
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with self.results.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"

@@ -1,0 +1,254 @@
+"""The YAML suite: its schema (pydantic), loading, and errors that name the file, line, field, problem and fix."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from attnzoo.zoo import VariantError, variant_info
+
+
+class SuiteError(Exception):
+    """A suite that cannot run, with one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantEntry(_Closed):
+    name: str = Field(description="registered variant name or 'package.module:Name'")
+    label: str | None = Field(None, description="name in the leaderboard; default: name and parameters")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters for every setting")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="parameter -> values; one setting per combination"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    def settings(self) -> list[dict[str, Any]]:
+        combos = itertools.product(*self.sweep.values())
+        return [{**self.params, **dict(zip(self.sweep, combo, strict=True))} for combo in combos]
+
+    def label_for(self, setting: dict[str, Any]) -> str:
+        swept = {k: setting[k] for k in self.sweep}
+        base = self.label or (
+            self.name if not self.params else f"{self.name}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+        )
+        return base if not swept else f"{base}[{', '.join(f'{k}={v}' for k, v in swept.items())}]"
+
+
+class Layer(_Closed):
+    dim: int = Field(64, ge=1)
+    heads: int = Field(2, ge=1)
+    batch: int = Field(1, ge=1)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def heads_divide_dim(self) -> Layer:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def device_exists(cls, device: str) -> str:
+        try:
+            parsed = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"{device!r} is not a torch device; use 'cpu' or 'cuda[:N]'") from None
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("CUDA is not available on this machine; use device: cpu")
+        if parsed.type not in ("cpu", "cuda"):
+            raise ValueError(f"device type {parsed.type!r} is not supported; use 'cpu' or 'cuda[:N]'")
+        return device
+
+
+class Efficiency(_Closed):
+    metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
+    passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
+    min_run_time: float = Field(0.5, gt=0, description="seconds of timed runs per measurement")
+
+
+class Approximation(_Closed):
+    inputs: list[Literal["gaussian", "text"]] = Field(["gaussian", "text"], min_length=1)
+    seeds: int = Field(3, ge=1, description="independent draws of inputs and samples, averaged")
+
+
+class Benchmarks(_Closed):
+    # Each benchmark is one optional section; a new kind of benchmark is one more field here.
+    efficiency: Efficiency | None = None
+    approximation: Approximation | None = None
+
+    @model_validator(mode="after")
+    def at_least_one(self) -> Benchmarks:
+        if not any(getattr(self, name) for name in type(self).model_fields):
+            raise ValueError(f"name at least one benchmark: {', '.join(type(self).model_fields)}")
+        return self
+
+    def enabled(self) -> dict[str, BaseModel]:
+        return {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
+
+
+class Execution(_Closed):
+    timeout_s: float = Field(600, gt=0, description="wall-clock limit per cell")
+    memory_limit_gb: float | None = Field(None, gt=0, description="address-space cap per worker process")
+    threads: int | None = Field(None, ge=1, description="torch threads per cell; default: all cores")
+    on_unavailable: Literal["error", "skip"] = "error"
+
+
+class Suite(_Closed):
+    name: str
+    description: str = ""
+    variants: list[VariantEntry] = Field(min_length=1)
+    layer: Layer = Field(default_factory=Layer)
+    seq_lens: list[int] = Field(min_length=1)
+    benchmarks: Benchmarks
+    execution: Execution = Field(default_factory=Execution)
+
+    @field_validator("seq_lens")
+    @classmethod
+    def lengths_positive(cls, lengths: list[int]) -> list[int]:
+        if any(n < 2 for n in lengths):
+            raise ValueError("every sequence length must be at least 2")
+        return sorted(set(lengths))
+
+
+# --- loading -----------------------------------------------------------------------------------------------
+
+DEFAULT_SUITE = "quick.yaml"
+
+
+def default_suite_path() -> Path:
+    return Path(str(resources.files("attnzoo") / "suites" / DEFAULT_SUITE))
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at a pydantic error location, or of its deepest existing ancestor."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((value for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    return node.start_mark.line + 1 if node is not None else line
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The allowed field names at loc's parent in the schema (for 'did you mean')."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None) or (annotation,)
+        current = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), annotation)
+        if getattr(annotation, "__origin__", None) is list:
+            current = next(
+                (a for a in annotation.__args__ if isinstance(a, type) and issubclass(a, BaseModel)), current
+            )
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _schema_problems(path: str, root: yaml.Node, err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = e["loc"]
+        where = f"{path}:{_line_of(root, loc) or 1}"
+        field = _format_loc(loc)
+        if e["type"] == "extra_forbidden":
+            allowed = _field_names(Suite, loc)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{where}: {field}: unknown field{hint} (allowed: {', '.join(allowed)})")
+        elif e["type"] == "missing":
+            problems.append(f"{where}: {field}: required field is missing")
+        else:
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {field}: {message} (got {e.get('input')!r})")
+    return problems
+
+
+def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
+    """Names, parameters and availability against the registry."""
+    problems = []
+    for i, entry in enumerate(suite.variants):
+        where = f"{path}:{_line_of(root, ('variants', i)) or 1}: variants[{i}]"
+        try:
+            spec = variant_info(entry.name)
+        except VariantError as err:
+            problems.append(f"{where}.name: {err}")
+            continue
+        for setting in entry.settings():
+            try:
+                spec.validate_params(setting)
+            except VariantError as err:
+                problems.extend(f"{where}.params: {line}" for line in str(err).splitlines())
+                break
+        availability = spec.available
+        if not availability.ok and suite.execution.on_unavailable == "error":
+            problems.append(
+                f"{where}: variant {entry.name!r} is unavailable here: {availability}; "
+                "or set execution.on_unavailable: skip to record it as unavailable"
+            )
+    return problems
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    """Read and validate a suite; raises SuiteError listing every problem."""
+    path = Path(path) if path is not None else default_suite_path()
+    shown = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SuiteError([f"{shown}: no such file; `attnzoo run` with no argument runs the default suite"]) from None
+    except OSError as err:
+        raise SuiteError([f"{shown}: cannot read it: {err.strerror}"]) from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SuiteError([f"{shown}{line}: YAML syntax error: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise SuiteError([f"{shown}:1: a suite is a YAML mapping with keys name, variants, seq_lens, benchmarks"])
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as err:
+        raise SuiteError(_schema_problems(shown, root, err)) from None
+    problems = _variant_problems(shown, root, suite)
+    if problems:
+        raise SuiteError(problems)
+    return suite

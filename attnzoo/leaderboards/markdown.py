@@ -1,0 +1,128 @@
+"""Result rows -> a markdown leaderboard: per sequence length, per variant, with scaling slopes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+STATUS_TEXT = {
+    "oom": "OOM",
+    "timeout": "timeout",
+    "skipped": "skipped (OOM below)",
+    "unsupported": "unsupported",
+    "unavailable": "unavailable",
+    "error": "error",
+}
+PASS_TITLE = {"forward": "forward", "forward_backward": "forward+backward"}
+
+
+def loglog_slope(ns: pd.Series, values: pd.Series) -> float | None:
+    """Least-squares slope of log(value) against log(n): 1 is linear, 2 quadratic."""
+    keep = values > 0
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(ns[keep].astype(float)), np.log(values[keep].astype(float)), 1)[0])
+
+
+def _cell_text(group: pd.DataFrame, fmt: Callable[[float], str]) -> str:
+    row = group.iloc[-1]
+    return fmt(row["value"]) if row["status"] == "ok" else STATUS_TEXT.get(row["status"], row["status"])
+
+
+def _table(df: pd.DataFrame, fmt: Callable[[float], str], slope: bool) -> str:
+    ns = sorted(df["seq_len"].unique())
+    header = ["variant", *[f"n={n}" for n in ns]] + (["slope"] if slope else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, group in df.groupby("label", sort=True, observed=True):
+        cells = [_cell_text(group[group["seq_len"] == n], fmt) if (group["seq_len"] == n).any() else "" for n in ns]
+        if slope:
+            ok = group[group["status"] == "ok"]
+            s = loglog_slope(ok["seq_len"], ok["value"])
+            cells.append("" if s is None else f"{s:.2f}")
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _speedup(df: pd.DataFrame, baseline: str) -> str | None:
+    ok = df[df["status"] == "ok"]
+    base = ok[ok["label"] == baseline].set_index("seq_len")["value"]
+    if base.empty:
+        return None
+    ratios = df.copy()
+    ratios["value"] = [
+        base.get(n, math.nan) / v if s == "ok" and v else math.nan
+        for n, v, s in zip(df["seq_len"], df["value"], df["status"], strict=True)
+    ]
+    return _table(ratios, lambda r: "" if math.isnan(r) else f"{r:.2f}x", slope=False)
+
+
+def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
+    df = pd.DataFrame(rows)
+    if len(df):  # tables list variants in the suite's order
+        df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(df["label"])))
+    title = manifest.get("suite") or (suite.name if suite is not None else (df["suite"].iloc[0] if len(df) else "run"))
+    device = manifest.get("device", "cpu")
+    kind = "CPU results" if device.startswith("cpu") else "GPU results"
+    out = [
+        f"# attnzoo leaderboard: {title}",
+        "",
+        f"**{kind}.** Measured on {manifest.get('device_name')} with {manifest.get('threads')} threads, "
+        f"torch {manifest.get('torch')}, {manifest.get('date')}, attnzoo git {manifest.get('git')}.",
+    ]
+    if suite is not None:
+        layer = suite.layer
+        out.append(
+            f"Layer: dim {layer.dim}, {layer.heads} heads, batch {layer.batch}, {layer.dtype}. "
+            + (suite.description.strip() if suite.description else "")
+        )
+    if df.empty:
+        return "\n".join(out + ["", "No results."]) + "\n"
+
+    eff = df[df["benchmark"] == "efficiency"]
+    sections = [
+        ("time", "Time (ms, median of torch.utils.benchmark runs)", lambda v: f"{v * 1e3:.2f}"),
+        ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
+        ("flops", "FLOPs (GFLOP, FlopCounterMode)", lambda v: f"{v / 1e9:.3f}"),
+    ]
+    for metric, heading, fmt in sections:
+        for pass_name, title_pass in PASS_TITLE.items():
+            part = _metric_rows(eff, metric, pass_name)
+            if part.empty:
+                continue
+            out += ["", f"## {heading}, {title_pass}", "", _table(part, fmt, slope=True)]
+            if metric == "time" and "sdpa" in set(part["label"]):
+                speedup = _speedup(part, "sdpa")
+                if speedup:
+                    out += ["", f"### Speed-up over sdpa, {title_pass}", "", speedup]
+    if not eff.empty:
+        out += ["", "Slope: least-squares slope of log(value) on log(n) over the lengths that ran (1 = linear)."]
+
+    approx = df[df["benchmark"] == "approximation"]
+    if not approx.empty:
+        out += ["", "## Relative error vs exact softmax attention (mean ± std over seeds)"]
+        inputs = [i for i in approx["input"].dropna().unique()]
+        for kind_ in inputs:
+            part = approx[(approx["input"] == kind_) | (approx["status"] != "ok")]
+            part = part.assign(
+                value=[
+                    (v, e.get("std", 0.0)) if s == "ok" else v
+                    for v, e, s in zip(part["value"], part["extra"], part["status"], strict=True)
+                ]
+            )
+            out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3f} ± {t[1]:.3f}", slope=False)]
+    errors = df[df["status"] == "error"]
+    if not errors.empty:
+        out += ["", "## Cells that errored", ""]
+        out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
+    return "\n".join(out) + "\n"
+
+
+def _metric_rows(eff: pd.DataFrame, metric: str, pass_name: str) -> pd.DataFrame:
+    """Rows of one metric and pass, plus the status rows of cells that produced no measurement."""
+    measured = eff[(eff["metric"] == metric) & (eff["pass"] == pass_name)]
+    failed = eff[eff["metric"].isna()]
+    return pd.concat([measured, failed]) if not measured.empty else measured
