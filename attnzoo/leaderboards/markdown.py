@@ -113,7 +113,7 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
                     for v, e, s in zip(part["value"], part["extra"], part["status"], strict=True)
                 ]
             )
-            out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3f} ± {t[1]:.3f}", slope=False)]
+            out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
     errors = df[df["status"] == "error"]
     if not errors.empty:
         out += ["", "## Cells that errored", ""]
