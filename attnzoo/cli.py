@@ -82,8 +82,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cells = plan(suite)
     console.print(
         f"{args.suite or default_suite_path()}: valid suite [bold]{suite.name}[/]: {len(cells)} cells "
-        f"({len(suite.variants)} variant entries, {len(suite.seq_lens)} lengths, "
-        f"benchmarks: {', '.join(suite.benchmarks.enabled())})"
+        f"({len(suite.variants)} variant entries; benchmarks: {', '.join(suite.benchmarks.enabled())})",
+        soft_wrap=True,
     )
     return 0
 
@@ -136,7 +136,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         def finished(cell, status: str) -> None:
             progress.advance(task)
 
-        summary = run_suite(suite, text, run_dir, resume=bool(args.resume), on_cell=finished, on_start=started)
+        def training(cell, message: dict) -> None:
+            progress.update(
+                task,
+                description=f"{suite.name}: {escape(cell.describe())}: step {message['step']}/"
+                f"{message['steps']} loss {message['loss']:.3f} val acc {message['val']:.3f}",
+            )
+
+        summary = run_suite(
+            suite, text, run_dir, resume=bool(args.resume), on_cell=finished, on_start=started, on_progress=training
+        )
 
     if not args.quiet:
         _print_summary(summary.rows)

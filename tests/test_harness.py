@@ -106,7 +106,7 @@ def test_validate_counts_cells(tmp_path, capsys):
     from attnzoo.cli import main
 
     assert main(["validate", str(write_suite(tmp_path, TINY))]) == 0
-    assert "8 cells" in " ".join(capsys.readouterr().out.split())  # 2 variants x 2 lengths x 2 benchmarks
+    assert "8 cells" in capsys.readouterr().out  # 2 variants x 2 lengths x 2 benchmarks
     assert len(plan(load_suite())) > 0  # the packaged default suite is valid
 
 
@@ -226,3 +226,20 @@ def test_peak_memory_grows_as_the_algorithm_says(name, n, expected):
         call()
         peaks.append(peak_memory(call, torch.device("cpu")))
     assert peaks[1] / peaks[0] == pytest.approx(expected, rel=0.15)
+
+
+def test_accuracy_smoke_suite_trains_every_task(tmp_path):
+    path = Path(__file__).resolve().parents[1] / "suites" / "accuracy-smoke.yaml"
+    summary = run_suite(load_suite(path), path.read_text(), tmp_path / "run")
+    rows = summary.rows
+    assert {r["task"] for r in rows} == {"listops", "text", "retrieval", "image", "pathfinder"}
+    assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 and r["seed"] == 0 for r in rows), summary.errors
+    board = (tmp_path / "run" / "leaderboard.md").read_text()
+    assert "## Accuracy" in board and "| chance (majority class) |" in board and "stand-in" in board
+
+
+def test_task_options_are_checked(tmp_path):
+    suite = {**TINY, "benchmarks": {"accuracy": {"tasks": {"listops": {"seq_length": 64}, "pathfindr": {}}}}}
+    found = problems(write_suite(tmp_path, suite))
+    assert "tasks.listops: task 'listops' has no option 'seq_length'; did you mean 'seq_len'?" in found[0]
+    assert "unknown task 'pathfindr'; did you mean 'pathfinder'?" in found[1]

@@ -21,19 +21,25 @@ from attnzoo.zoo import create_attention, variant_info
 
 
 @cache
-def _english_bytes() -> bytes:
+def english_bytes() -> bytes:
+    """Real English text available wherever Python is: the documentation topics in pydoc_data."""
     from pydoc_data.topics import topics
 
     return " ".join(topics[key] for key in sorted(topics)).encode()
 
 
-def text_qkv(batch: int, heads: int, n: int, dim: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    corpus = _english_bytes()
+def text_embeddings(batch: int, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, n, dim): random byte embeddings of n consecutive bytes of English text, plus sinusoidal positions."""
+    corpus = english_bytes()
     starts = torch.randint(0, len(corpus) - n, (batch,), generator=generator).tolist()
     ids = torch.tensor([list(corpus[s : s + n]) for s in starts])
     embedding = torch.randn(256, dim, generator=generator)
     position = torch.arange(n)[:, None] / torch.pow(10_000, torch.arange(0, dim, 2) / dim)[None, :]
-    x = embedding[ids] + torch.cat([position.sin(), position.cos()], dim=-1)
+    return embedding[ids] + torch.cat([position.sin(), position.cos()], dim=-1)
+
+
+def text_qkv(batch: int, heads: int, n: int, dim: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    x = text_embeddings(batch, n, dim, generator)
     projections = torch.randn(3, dim, dim, generator=generator) / math.sqrt(dim)
     return tuple((x @ w).unflatten(-1, (heads, dim // heads)).transpose(1, 2) for w in projections)
 
@@ -51,7 +57,7 @@ def exact_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
 
 
-def run(cell: Cell) -> list[dict]:
+def run(cell: Cell, **_: object) -> list[dict]:
     spec = variant_info(cell.variant)
     if not spec.capabilities.approximates_softmax:
         return [

@@ -9,7 +9,7 @@ from attnzoo.harness.plan import Cell
 from attnzoo.zoo import create_attention
 
 
-def run(cell: Cell) -> list[dict]:
+def run(cell: Cell, **_: object) -> list[dict]:
     layer_cfg, config = cell.layer, cell.config
     device, dtype = torch.device(layer_cfg["device"]), getattr(torch, layer_cfg["dtype"])
     torch.manual_seed(0)

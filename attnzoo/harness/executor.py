@@ -8,15 +8,18 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from attnzoo.harness import approximation, efficiency
+from attnzoo.harness import accuracy, approximation, efficiency
 from attnzoo.harness.plan import Cell
 
-BENCHMARKS = {"efficiency": efficiency.run, "approximation": approximation.run}
+BENCHMARKS = {"efficiency": efficiency.run, "approximation": approximation.run, "accuracy": accuracy.run}
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
 
 
@@ -33,16 +36,17 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MARKERS)
 
 
-def _work(cell: Cell, memory_limit_bytes: int | None, log_path: str | None, conn) -> None:
-    if log_path:  # native libraries warn on fd 2; keep the terminal for the progress display
-        with open(log_path, "a") as log:
+def _work(cell: Cell, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
+    if workdir:  # native libraries warn on fd 2; keep the terminal for the progress display
+        with open(Path(workdir) / "workers.log", "a") as log:
             os.dup2(log.fileno(), 2)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     if cell.threads:
         torch.set_num_threads(cell.threads)
     try:
-        conn.send(Outcome("ok", BENCHMARKS[cell.benchmark](cell)))
+        workpath = Path(workdir) if workdir else None
+        conn.send(Outcome("ok", BENCHMARKS[cell.benchmark](cell, workdir=workpath, progress=conn.send)))
     except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
         status = "oom" if _is_oom(err) else "error"
         conn.send(Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"))
@@ -53,23 +57,29 @@ def _work(cell: Cell, memory_limit_bytes: int | None, log_path: str | None, conn
 class LocalExecutor:
     """One worker process per cell, forked from a preloaded forkserver."""
 
-    def __init__(self, timeout_s: float, memory_limit_gb: float | None = None, log_path: str | None = None):
-        self.timeout_s, self.log_path = timeout_s, log_path
+    def __init__(self, timeout_s: float, memory_limit_gb: float | None = None, workdir: str | None = None):
+        self.timeout_s, self.workdir = timeout_s, workdir
         self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.context = mp.get_context("forkserver")
         self.context.set_forkserver_preload(["attnzoo.harness.executor"])
 
-    def run(self, cell: Cell) -> Outcome:
+    def run(self, cell: Cell, on_progress: Callable[[dict], None] | None = None) -> Outcome:
+        """The cell's outcome; progress messages the worker sends on the way go to on_progress."""
         receive, send = self.context.Pipe(duplex=False)
-        worker = self.context.Process(target=_work, args=(cell, self.memory_limit, self.log_path, send), daemon=True)
+        worker = self.context.Process(target=_work, args=(cell, self.memory_limit, self.workdir, send), daemon=True)
         worker.start()
         send.close()
+        deadline = time.monotonic() + self.timeout_s
         try:
-            if receive.poll(self.timeout_s):
+            while receive.poll(max(0.0, deadline - time.monotonic())):
                 try:
-                    return receive.recv()
+                    message = receive.recv()
                 except EOFError:
-                    pass  # the worker died before it could answer
+                    break  # the worker died before it could answer
+                if isinstance(message, Outcome):
+                    return message
+                if on_progress:
+                    on_progress(message)
             else:
                 worker.kill()
                 return Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s")

@@ -21,6 +21,8 @@ class Cell:
     config: dict[str, Any]  # the benchmark's section of the suite
     layer: dict[str, Any]
     threads: int | None
+    task: str | None = None
+    seed: int | None = None
     chain: str = field(default="")  # cells of one chain run in order of seq_len; an OOM skips the rest
 
     @property
@@ -30,6 +32,8 @@ class Cell:
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
+        if self.task:
+            return f"{self.task} {self.label} seed {self.seed}"
         return f"{self.benchmark} {self.label} n={self.seq_len}"
 
 
@@ -37,6 +41,9 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
     """Cells in execution order: per benchmark, per variant setting, increasing seq_len."""
     cells = []
     for benchmark, config in suite.benchmarks.enabled().items():
+        if benchmark == "accuracy":
+            cells += _accuracy_cells(suite, config, suite.execution.threads or default_threads)
+            continue
         for entry in suite.variants:
             for setting in entry.settings():
                 label = entry.label_for(setting)
@@ -53,6 +60,44 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
                             layer=suite.layer.model_dump(),
                             threads=suite.execution.threads or default_threads,
                             chain=f"{benchmark}/{label}",
+                        )
+                    )
+    return cells
+
+
+def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
+    """Per task, per variant setting, per seed; n is the task's sequence length."""
+    from attnzoo.tasks.lengths import declared_length
+
+    cells = []
+    recipe = config.recipe.model_dump()
+    layer = {
+        **suite.layer.model_dump(),
+        "dim": config.recipe.dim,
+        "heads": config.recipe.heads,
+        "batch": config.recipe.batch_size,
+    }
+    for task, options in config.tasks.items():
+        options = dict(options)
+        task_recipe = {**recipe, **options.pop("recipe", {})}  # a task may train longer; never per variant
+        for entry in suite.variants:
+            for setting in entry.settings():
+                label = entry.label_for(setting)
+                for seed in config.seed_list():
+                    cells.append(
+                        Cell(
+                            suite=suite.name,
+                            variant=entry.name,
+                            label=label,
+                            params=setting,
+                            seq_len=declared_length(task, options),
+                            benchmark="accuracy",
+                            config={"task_options": options, "recipe": task_recipe},
+                            layer=layer,
+                            threads=threads,
+                            task=task,
+                            seed=seed,
+                            chain=f"accuracy/{task}/{label}",
                         )
                     )
     return cells

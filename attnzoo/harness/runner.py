@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,13 +65,13 @@ def _rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
         "variant": cell.variant,
         "label": cell.label,
         "parameters": cell.params,
-        "task": None,
+        "task": cell.task,
         "benchmark": cell.benchmark,
         "seq_len": cell.seq_len,
         "batch": cell.layer["batch"],
         "dtype": cell.layer["dtype"],
         "device": cell.layer["device"],
-        "seed": None,
+        "seed": cell.seed,
         "key": cell.key,
         "env": env,
     }
@@ -99,6 +100,7 @@ def run_suite(
     resume: bool = False,
     on_cell: Callable[[Cell, str], None] | None = None,
     on_start: Callable[[Cell], None] | None = None,
+    on_progress: Callable[[Cell, dict], None] | None = None,
 ) -> RunSummary:
     store = RunStore(run_dir)
     threads = suite.execution.threads or os.cpu_count() or 1
@@ -116,7 +118,7 @@ def run_suite(
             chain = f"{row['benchmark']}/{row['label']}"
             oom_at[chain] = min(oom_at.get(chain, row["seq_len"]), row["seq_len"])
 
-    executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(run_dir / "workers.log"))
+    executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(run_dir))
     cells = plan(suite, threads)
     skipped_as_done = 0
     for cell in cells:
@@ -131,7 +133,7 @@ def run_suite(
         if outcome is None and cell.chain in oom_at and cell.seq_len > oom_at[cell.chain]:
             outcome = Outcome("skipped", [], f"skipped after OOM at n={oom_at[cell.chain]}")
         if outcome is None:
-            outcome = executor.run(cell)
+            outcome = executor.run(cell, functools.partial(on_progress, cell) if on_progress else None)
         if outcome.status == "oom":
             oom_at[cell.chain] = min(oom_at.get(cell.chain, cell.seq_len), cell.seq_len)
         store.append(_rows(cell, outcome, env))

@@ -12,6 +12,8 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from attnzoo.tasks.lengths import check_options
+from attnzoo.tasks.train import Recipe
 from attnzoo.zoo import VariantError, variant_info
 
 
@@ -90,10 +92,20 @@ class Approximation(_Closed):
     seeds: int = Field(3, ge=1, description="independent draws of inputs and samples, averaged")
 
 
+class Accuracy(_Closed):
+    tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
+    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
+    recipe: Recipe = Field(default_factory=Recipe)
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
 class Benchmarks(_Closed):
     # Each benchmark is one optional section; a new kind of benchmark is one more field here.
     efficiency: Efficiency | None = None
     approximation: Approximation | None = None
+    accuracy: Accuracy | None = None
 
     @model_validator(mode="after")
     def at_least_one(self) -> Benchmarks:
@@ -117,7 +129,7 @@ class Suite(_Closed):
     description: str = ""
     variants: list[VariantEntry] = Field(min_length=1)
     layer: Layer = Field(default_factory=Layer)
-    seq_lens: list[int] = Field(min_length=1)
+    seq_lens: list[int] = Field(default_factory=list, description="for efficiency and approximation")
     benchmarks: Benchmarks
     execution: Execution = Field(default_factory=Execution)
 
@@ -127,6 +139,12 @@ class Suite(_Closed):
         if any(n < 2 for n in lengths):
             raise ValueError("every sequence length must be at least 2")
         return sorted(set(lengths))
+
+    @model_validator(mode="after")
+    def lengths_when_needed(self) -> Suite:
+        if not self.seq_lens and (self.benchmarks.efficiency or self.benchmarks.approximation):
+            raise ValueError("seq_lens: list the sequence lengths for the efficiency and approximation benchmarks")
+        return self
 
 
 # --- loading -----------------------------------------------------------------------------------------------
@@ -224,6 +242,16 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     return problems
 
 
+def _task_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
+    if suite.benchmarks.accuracy is None:
+        return []
+    problems = []
+    for task, options in suite.benchmarks.accuracy.tasks.items():
+        where = f"{path}:{_line_of(root, ('benchmarks', 'accuracy', 'tasks', task)) or 1}: benchmarks.accuracy.tasks"
+        problems += [f"{where}.{task}: {problem}" for problem in check_options(task, options or {})]
+    return problems
+
+
 def load_suite(path: str | Path | None = None) -> Suite:
     """Read and validate a suite; raises SuiteError listing every problem."""
     path = Path(path) if path is not None else default_suite_path()
@@ -248,7 +276,7 @@ def load_suite(path: str | Path | None = None) -> Suite:
         suite = Suite.model_validate(data)
     except ValidationError as err:
         raise SuiteError(_schema_problems(shown, root, err)) from None
-    problems = _variant_problems(shown, root, suite)
+    problems = _variant_problems(shown, root, suite) + _task_problems(shown, root, suite)
     if problems:
         raise SuiteError(problems)
     return suite

@@ -114,11 +114,53 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
                 ]
             )
             out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
+    accuracy = df[df["benchmark"] == "accuracy"]
+    if not accuracy.empty:
+        out += ["", *_accuracy_section(accuracy)]
     errors = df[df["status"] == "error"]
     if not errors.empty:
         out += ["", "## Cells that errored", ""]
         out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
     return "\n".join(out) + "\n"
+
+
+def _accuracy_section(acc: pd.DataFrame) -> list[str]:
+    """Test accuracy (%) of the best-validation checkpoint per task, mean ± std over seeds, and a chance row."""
+    tasks = list(dict.fromkeys(acc["task"]))
+    ok = acc[acc["status"] == "ok"]
+    header = ["variant", *tasks, "average"]
+    lines = [
+        "## Accuracy (%, test set at the best validation step; mean ± std over seeds)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    chance = {t: ok[ok["task"] == t]["extra"].iloc[0]["chance"] * 100 for t in tasks if (ok["task"] == t).any()}
+    lines.append(
+        "| chance (majority class) | "
+        + " | ".join(f"{chance[t]:.1f}" if t in chance else "" for t in tasks)
+        + (f" | {np.mean(list(chance.values())):.1f} |" if len(chance) == len(tasks) else " |  |")
+    )
+    for label, group in acc.groupby("label", sort=True, observed=True):
+        cells, means = [], []
+        for t in tasks:
+            runs = group[group["task"] == t]
+            good = runs[runs["status"] == "ok"]["value"] * 100
+            if good.empty:
+                failed = runs["status"].iloc[0] if len(runs) else ""
+                cells.append(STATUS_TEXT.get(failed, failed))
+                continue
+            partial = f" ({len(good)}/{len(runs)} seeds)" if len(good) < len(runs) else ""
+            cells.append(f"{good.mean():.1f} ± {good.std(ddof=0):.1f}{partial}")
+            means.append(good.mean())
+        average = f"{np.mean(means):.1f}" if len(means) == len(tasks) else ""
+        lines.append("| " + " | ".join([label, *cells, average]) + " |")
+    first = ok.drop_duplicates("task")
+    notes = [
+        f"{r.task}: {r.extra['data']}, n={r.seq_len}, train/val/test {'/'.join(map(str, r.extra['sizes']))}"
+        for r in first.itertuples()
+    ]
+    return lines + ["", "Data: " + "; ".join(notes) + "."] if notes else lines
 
 
 def _metric_rows(eff: pd.DataFrame, metric: str, pass_name: str) -> pd.DataFrame:

@@ -107,6 +107,7 @@ class Variant:
 _REGISTRY: dict[str, Variant] = {}
 _PLUGIN_ERRORS: dict[str, str] = {}  # entry-point name -> error text of a plugin that failed to load
 _plugins_loaded = False
+_loading_plugin: str | None = None  # the entry point being imported, so its registrations are attributed to it
 
 
 def register_variant(
@@ -151,9 +152,6 @@ def register_variant(
 def unregister_variant(name: str) -> None:
     """Remove a variant (for tests and interactive sessions)."""
     _REGISTRY.pop(name, None)
-
-
-_loading_plugin: str | None = None
 
 
 def _load_plugins() -> None:

@@ -1,0 +1,126 @@
+"""Pixel-sequence classification of real images: Fashion-MNIST (Debian's dataset-fashion-mnist) and CIFAR-10
+(the python-pickle batches, from a directory the user points at). Grey levels become tokens 1-256."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from attnzoo.tasks.base import Split, TaskData, limit
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+MISSING_FASHION = (
+    "Fashion-MNIST not found in {dir}: install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu) "
+    "or point the task's `path` at a directory holding the four *-idx*-ubyte.gz files"
+)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (gzip or plain) as a uint8 tensor of its stated shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return torch.frombuffer(bytearray(data[4 + 4 * ndim :]), dtype=torch.uint8).reshape(shape)
+
+
+def _tokens(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(N, H, W) uint8 -> (N, resolution²) tokens, area-resized."""
+    if images.shape[-1] != resolution:
+        images = F.interpolate(images[:, None].float(), size=(resolution, resolution), mode="area")[:, 0]
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images.flatten(1).long() + 1
+
+
+def _finish(name, train_x, train_y, test_x, test_y, resolution, train_size, val_size, test_size, seed, note):
+    tokens = _tokens(train_x, resolution)
+    order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed))
+    val = Split(tokens[order[:val_size]], train_y[order[:val_size]].long())
+    train = limit(Split(tokens[order[val_size:]], train_y[order[val_size:]].long()), train_size, seed)
+    test = limit(Split(_tokens(test_x, resolution), test_y.long()), test_size, seed)
+    return TaskData(name, train, val, test, 10, 257, resolution * resolution, note=note)
+
+
+def fashion_mnist(
+    resolution: int = 14,
+    train_size: int | None = None,
+    val_size: int = 2000,
+    test_size: int | None = None,
+    seed: int = 0,
+    path: str | None = None,
+) -> TaskData:
+    root = Path(path) if path else FASHION_MNIST_DIR
+    files = {}
+    for part in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        found = [p for p in (root / f"{part}.gz", root / part) if p.exists()]
+        if not found:
+            raise FileNotFoundError(MISSING_FASHION.format(dir=root))
+        files[part] = read_idx(found[0])
+    return _finish(
+        "image",
+        files["train-images-idx3-ubyte"],
+        files["train-labels-idx1-ubyte"],
+        files["t10k-images-idx3-ubyte"],
+        files["t10k-labels-idx1-ubyte"],
+        resolution,
+        train_size,
+        val_size,
+        test_size,
+        seed,
+        f"Fashion-MNIST, {resolution}x{resolution} grey pixels",
+    )
+
+
+def cifar10(
+    path: str,
+    resolution: int = 32,
+    train_size: int | None = None,
+    val_size: int = 5000,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> TaskData:
+    """CIFAR-10 "python version" batches (data_batch_1..5, test_batch) in `path`, to grey as LRA does."""
+    root = Path(path)
+
+    def load(names):
+        xs, ys = [], []
+        for name in names:
+            file = root / name
+            if not file.exists():
+                raise FileNotFoundError(f"{file}: no such file; point `path` at the extracted cifar-10-batches-py")
+            with file.open("rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            xs.append(torch.tensor(batch[b"data"]).reshape(-1, 3, 32, 32))
+            ys.append(torch.tensor(batch[b"labels"]))
+        rgb = torch.cat(xs).float()
+        grey = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).round().to(torch.uint8)
+        return grey, torch.cat(ys)
+
+    train_x, train_y = load([f"data_batch_{i}" for i in range(1, 6)])
+    test_x, test_y = load(["test_batch"])
+    return _finish(
+        "image",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        resolution,
+        train_size,
+        val_size,
+        test_size,
+        seed,
+        f"CIFAR-10 grey, {resolution}x{resolution}",
+    )

@@ -1,0 +1,71 @@
+"""The one model every variant is trained in: only the attention layer changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from attnzoo.tasks.base import PAD
+
+
+class Block(nn.Module):
+    """Pre-LN: x + attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, dim: int, ffn_dim: int, dropout: float, attention: nn.Module):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attention = attention
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x), mask=mask))
+        return x + self.dropout(self.ffn(self.norm2(x)))
+
+
+class Encoder(nn.Module):
+    """Learned token + position embeddings, `depth` blocks, final LN, mean pooling over real tokens."""
+
+    def __init__(
+        self,
+        make_attention: Callable[[], nn.Module],
+        vocab_size: int,
+        seq_len: int,
+        dim: int,
+        depth: int,
+        ffn_dim: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+        self.positions = nn.Embedding(seq_len, dim)
+        self.blocks = nn.ModuleList([Block(dim, ffn_dim, dropout, make_attention()) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = tokens != PAD
+        mask[:, 0] = True  # an empty document still has one position to pool
+        x = self.tokens(tokens) + self.positions(torch.arange(tokens.shape[1], device=tokens.device))
+        for block in self.blocks:
+            x = block(x, mask)
+        keep = mask[..., None].to(x.dtype)
+        return (self.norm(x) * keep).sum(dim=1) / keep.sum(dim=1)
+
+
+class Classifier(nn.Module):
+    """One document -> classes; or two documents through the same encoder (two towers, shared weights) ->
+    classes from [u, v, u*v, u-v], as in LRA's matching task."""
+
+    def __init__(self, encoder: Encoder, dim: int, num_classes: int, two_tower: bool):
+        super().__init__()
+        self.encoder, self.two_tower = encoder, two_tower
+        width = 4 * dim if two_tower else dim
+        self.head = nn.Sequential(nn.Linear(width, dim), nn.GELU(), nn.Linear(dim, num_classes))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.two_tower:
+            return self.head(self.encoder(tokens))
+        u, v = self.encoder(tokens.flatten(0, 1)).unflatten(0, (tokens.shape[0], 2)).unbind(1)
+        return self.head(torch.cat([u, v, u * v, u - v], dim=-1))

@@ -1,0 +1,160 @@
+"""The one recipe: AdamW, linear warm-up then linear decay, gradient clipping, a fixed evaluation schedule, and
+test accuracy of the checkpoint with the best validation accuracy. Resumable from its last checkpoint."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from attnzoo.tasks.base import Split, TaskData
+from attnzoo.tasks.model import Classifier, Encoder
+from attnzoo.zoo import create_attention
+
+
+class Recipe(BaseModel):
+    """Identical for every variant in a suite."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    clip_norm: float = Field(1.0, gt=0)
+    eval_every: int = Field(100, ge=1, description="steps between validation passes (and checkpoints)")
+    eval_batches: int | None = Field(None, ge=1, description="cap on validation batches; None = the whole split")
+    dim: int = Field(64, ge=1)
+    depth: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    ffn_dim: int = Field(128, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+@dataclass
+class TrainResult:
+    test_accuracy: float
+    best_val_accuracy: float
+    best_step: int
+    steps: int
+    seconds: float
+
+
+Progress = Callable[[dict], None]
+
+
+def build_model(task: TaskData, variant: str, params: dict, recipe: Recipe) -> Classifier:
+    def make_attention() -> torch.nn.Module:
+        return create_attention(variant, recipe.dim, recipe.heads, max_seq_len=task.seq_len, **params)
+
+    encoder = Encoder(
+        make_attention, task.vocab_size, task.seq_len, recipe.dim, recipe.depth, recipe.ffn_dim, recipe.dropout
+    )
+    return Classifier(encoder, recipe.dim, task.num_classes, task.two_tower)
+
+
+@torch.no_grad()
+def accuracy(model: Classifier, data: Split, batch_size: int, max_batches: int | None = None) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    correct = total = 0
+    for i, start in enumerate(range(0, len(data), batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
+        tokens, labels = data.tokens[start : start + batch_size], data.labels[start : start + batch_size]
+        correct += int((model(tokens.to(device)).argmax(dim=-1).cpu() == labels).sum())
+        total += len(labels)
+    model.train()
+    return correct / max(total, 1)
+
+
+def _schedule(recipe: Recipe) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return (step + 1) / recipe.warmup_steps
+        return max(0.0, (recipe.steps - step) / max(1, recipe.steps - recipe.warmup_steps))
+
+    return factor
+
+
+def train(
+    task: TaskData,
+    variant: str,
+    params: dict,
+    recipe: Recipe,
+    seed: int,
+    checkpoint: Path | None = None,
+    progress: Progress | None = None,
+    device: str = "cpu",
+) -> TrainResult:
+    torch.manual_seed(seed)
+    model = build_model(task, variant, params, recipe).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe))
+    state = {"step": 0, "best_val": -1.0, "best_step": 0, "test_at_best": 0.0, "seconds": 0.0}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False, map_location=device)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        state = saved["state"]
+
+    model.train()
+    batches_per_epoch = max(1, len(task.train) // recipe.batch_size)
+    permutation = None
+    started = time.perf_counter() - state["seconds"]
+    loss_value = math.nan
+    while state["step"] < recipe.steps:
+        step = state["step"]
+        position = step % batches_per_epoch
+        if permutation is None or position == 0:
+            # One permutation per epoch, a function of (seed, epoch) only, so a resumed run sees the same order.
+            epoch = step // batches_per_epoch
+            permutation = torch.randperm(
+                len(task.train), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)
+            )
+        index = permutation[position * recipe.batch_size : (position + 1) * recipe.batch_size]
+        tokens, labels = task.train.tokens[index].to(device), task.train.labels[index].to(device)
+        loss = torch.nn.functional.cross_entropy(model(tokens), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
+        optimizer.step()
+        scheduler.step()
+        loss_value = loss.item()
+        state["step"] = step + 1
+        if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
+            val = accuracy(model, task.val, recipe.batch_size * 4, recipe.eval_batches)
+            if val > state["best_val"]:
+                test = accuracy(model, task.test, recipe.batch_size * 4)
+                state.update(best_val=val, best_step=state["step"], test_at_best=test)
+            state["seconds"] = time.perf_counter() - started
+            if checkpoint is not None:
+                _save(checkpoint, model, optimizer, scheduler, state)
+            if progress:
+                progress({"step": state["step"], "steps": recipe.steps, "loss": loss_value, "val": val})
+    return TrainResult(
+        state["test_at_best"], state["best_val"], state["best_step"], state["step"], time.perf_counter() - started
+    )
+
+
+def _save(path: Path, model, optimizer, scheduler, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
