@@ -44,25 +44,30 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
         if benchmark == "accuracy":
             cells += _accuracy_cells(suite, config, suite.execution.threads or default_threads)
             continue
-        for entry in suite.variants:
-            for setting in entry.settings():
-                label = entry.label_for(setting)
-                for n in suite.seq_lens:
-                    cells.append(
-                        Cell(
-                            suite=suite.name,
-                            variant=entry.name,
-                            label=label,
-                            params=setting,
-                            seq_len=n,
-                            benchmark=benchmark,
-                            config=config.model_dump(),
-                            layer=suite.layer.model_dump(),
-                            threads=suite.execution.threads or default_threads,
-                            chain=f"{benchmark}/{label}",
-                        )
+        for entry, setting, label in _settings(suite):
+            for n in suite.seq_lens:
+                cells.append(
+                    Cell(
+                        suite=suite.name,
+                        variant=entry.name,
+                        label=label,
+                        params=setting,
+                        seq_len=n,
+                        benchmark=benchmark,
+                        config=config.model_dump(),
+                        layer=suite.layer.model_dump(),
+                        threads=suite.execution.threads or default_threads,
+                        chain=f"{benchmark}/{label}",
                     )
+                )
     return cells
+
+
+def _settings(suite: Suite):
+    """(variant entry, one parameter setting, its label) for every setting of every entry."""
+    for entry in suite.variants:
+        for setting in entry.settings():
+            yield entry, setting, entry.label_for(setting)
 
 
 def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
@@ -80,24 +85,22 @@ def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
     for task, options in config.tasks.items():
         options = dict(options)
         task_recipe = {**recipe, **options.pop("recipe", {})}  # a task may train longer; never per variant
-        for entry in suite.variants:
-            for setting in entry.settings():
-                label = entry.label_for(setting)
-                for seed in config.seed_list():
-                    cells.append(
-                        Cell(
-                            suite=suite.name,
-                            variant=entry.name,
-                            label=label,
-                            params=setting,
-                            seq_len=declared_length(task, options),
-                            benchmark="accuracy",
-                            config={"task_options": options, "recipe": task_recipe},
-                            layer=layer,
-                            threads=threads,
-                            task=task,
-                            seed=seed,
-                            chain=f"accuracy/{task}/{label}",
-                        )
+        for entry, setting, label in _settings(suite):
+            for seed in config.seed_list():
+                cells.append(
+                    Cell(
+                        suite=suite.name,
+                        variant=entry.name,
+                        label=label,
+                        params=setting,
+                        seq_len=declared_length(task, options),
+                        benchmark="accuracy",
+                        config={"task_options": options, "recipe": task_recipe},
+                        layer=layer,
+                        threads=threads,
+                        task=task,
+                        seed=seed,
+                        chain=f"accuracy/{task}/{label}",
                     )
+                )
     return cells

@@ -88,17 +88,19 @@ def retrieval(
     if path:
         names = ("new_aan_pairs.train.tsv", "new_aan_pairs.eval.tsv", "new_aan_pairs.test.tsv")
         train, val, test = (_aan_tsv(Path(path) / name, seq_len) for name in names)
-        return TaskData(
-            "retrieval",
-            limit(train, train_size, seed),
-            val,
-            test,
-            2,
-            257,
-            seq_len,
-            two_tower=True,
-            note=f"AAN from {path}",
-        )
+        note = f"AAN from {path}"
+    else:
+        train, val, test = _bbc_pairs(seq_len, pairs, seed, relation, shared)
+        what = {
+            "topic": "same topic",
+            "article": "passages of the same article",
+            "overlap": f"passages of the same article sharing {shared:.0%} of their bytes",
+        }[relation]
+        note = f"stand-in: BBC document pairs, related = {what} (not AAN citations)"
+    return TaskData("retrieval", limit(train, train_size, seed), val, test, 2, 257, seq_len, two_tower=True, note=note)
+
+
+def _bbc_pairs(seq_len: int, pairs: int, seed: int, relation: str, shared: float) -> tuple[Split, Split, Split]:
     if relation not in ("topic", "article", "overlap"):
         raise ValueError(f"relation must be 'topic', 'article' or 'overlap', got {relation!r}")
     docs = bbc_documents()
@@ -121,23 +123,7 @@ def retrieval(
             a, b = rng.sample(by_topic[t1], 2) if related else (rng.choice(by_topic[t1]), rng.choice(by_topic[t2]))
         tokens.append([byte_ids(a, seq_len), byte_ids(b, seq_len)])
         labels.append(int(related))
-    train, val, test = split(torch.tensor(tokens), torch.tensor(labels), (0.1, 0.1), seed)
-    what = {
-        "topic": "same topic",
-        "article": "passages of the same article",
-        "overlap": f"passages of the same article sharing {shared:.0%} of their bytes",
-    }[relation]
-    return TaskData(
-        "retrieval",
-        limit(train, train_size, seed),
-        val,
-        test,
-        2,
-        257,
-        seq_len,
-        two_tower=True,
-        note=f"stand-in: BBC document pairs, related = {what} (not AAN citations)",
-    )
+    return split(torch.tensor(tokens), torch.tensor(labels), (0.1, 0.1), seed)
 
 
 def _aan_tsv(path: Path, seq_len: int) -> Split:
