@@ -88,6 +88,16 @@ def test_module_reference_resolves_registered_and_plain_classes():
         attnzoo.create_attention("tests.test_registry:Doubler", 8, 2, scael=3.0)
     with pytest.raises(UnknownVariantError, match="no attribute"):
         attnzoo.variant_info("tests.test_registry:Nope")
+    with pytest.raises(ParameterError, match="required parameter 'width' is missing"):
+        attnzoo.create_attention("tests.test_registry:NeedsWidth", 8, 2)
+
+
+class NeedsWidth(torch.nn.Module):
+    def __init__(self, dim: int, heads: int, width: int):
+        super().__init__()
+
+    def forward(self, x, mask=None):
+        return x
 
 
 PLUGIN = """

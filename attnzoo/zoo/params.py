@@ -69,6 +69,8 @@ def format_validation_error(variant: str, params: type[BaseModel], err: Validati
             close = difflib.get_close_matches(name, fields, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             lines.append(f"{variant}: unknown parameter {name!r}{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"{variant}: required parameter {name!r} is missing")
         else:
             lines.append(f"{variant}: parameter {name!r} = {e.get('input')!r}: {e['msg']}")
     return "\n".join(lines) + f"\n{variant}: {allowed_summary(params)}"

@@ -217,9 +217,8 @@ def _passthrough_params(cls: type) -> type[BaseModel]:
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in {"dim", "heads", "max_seq_len"}
     }
     annotations = {n: Any for n in names}
-    defaults = {
-        n: (None if sig.parameters[n].default is inspect.Parameter.empty else sig.parameters[n].default) for n in names
-    }
+    # Parameters without a default stay required: pydantic reports them missing instead of passing None.
+    defaults = {n: sig.parameters[n].default for n in names if sig.parameters[n].default is not inspect.Parameter.empty}
     return type(
         f"{cls.__name__}Params",
         (BaseModel,),
