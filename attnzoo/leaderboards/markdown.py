@@ -74,11 +74,7 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         f"torch {manifest.get('torch')}, {manifest.get('date')}, attnzoo git {manifest.get('git')}.",
     ]
     if suite is not None:
-        layer = suite.layer
-        out.append(
-            f"Layer: dim {layer.dim}, {layer.heads} heads, batch {layer.batch}, {layer.dtype}. "
-            + (suite.description.strip() if suite.description else "")
-        )
+        out += _setup_lines(suite)
     if df.empty:
         return "\n".join(out + ["", "No results."]) + "\n"
 
@@ -122,6 +118,31 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         out += ["", "## Cells that errored", ""]
         out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
     return "\n".join(out) + "\n"
+
+
+def _setup_lines(suite: Any) -> list[str]:
+    """What was measured: the suite's description, the layer shape or the training recipe."""
+    lines = [suite.description.strip()] if suite.description else []
+    benchmarks = suite.benchmarks
+    if benchmarks.efficiency or benchmarks.approximation:
+        layer = suite.layer
+        lines.append(f"Layer: dim {layer.dim}, {layer.heads} heads, batch {layer.batch}, {layer.dtype}.")
+    if benchmarks.accuracy:
+        r = benchmarks.accuracy.recipe
+        lines.append(
+            f"Recipe, identical for every variant: encoder dim {r.dim}, {r.depth} layers, {r.heads} heads, FFN "
+            f"{r.ffn_dim}, dropout {r.dropout}; AdamW lr {r.lr:g}, weight decay {r.weight_decay:g}, "
+            f"{r.warmup_steps} warm-up steps then linear decay, clip {r.clip_norm:g}, batch {r.batch_size}, "
+            f"{r.steps} steps, validation every {r.eval_every}; seeds {benchmarks.accuracy.seed_list()}."
+        )
+        overrides = {t: o["recipe"] for t, o in benchmarks.accuracy.tasks.items() if "recipe" in o}
+        if overrides:
+            lines.append(
+                "Per-task schedule (all variants alike): "
+                + "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in o.items())}" for t, o in overrides.items())
+                + "."
+            )
+    return [" ".join(lines)] if lines else []
 
 
 def _accuracy_section(acc: pd.DataFrame) -> list[str]:
