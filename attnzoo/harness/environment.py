@@ -24,12 +24,13 @@ def cpu_name() -> str:
 
 
 def git_revision() -> str | None:
-    """The attnzoo checkout's revision (with '+dirty' for uncommitted changes), None outside a checkout."""
+    """The checkout's revision, with "+dirty" when the attnzoo package has uncommitted changes (results and
+    suites elsewhere in the tree do not make the code dirty); None outside a checkout."""
     root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "attnzoo"],
             capture_output=True,
             text=True,
             check=True,
