@@ -170,6 +170,15 @@ def test_oom_is_recorded_and_larger_lengths_are_skipped(tmp_path):
     assert status == {64: "ok", 8192: "oom", 16384: "skipped"}
     assert "OOM" in (run_dir / "leaderboard.md").read_text()
 
+    # A run killed after the OOM resumes knowing it: the longer length is skipped, not tried.
+    results = run_dir / "results.jsonl"
+    results.write_text(
+        "".join(line + "\n" for line in results.read_text().splitlines() if '"seq_len": 16384' not in line)
+    )
+    path = tmp_path / "suite.yaml"
+    rows = run_suite(load_suite(path), path.read_text(), run_dir, resume=True).rows
+    assert {r["seq_len"]: r["status"] for r in rows} == {64: "ok", 8192: "oom", 16384: "skipped"}
+
 
 def test_resume_after_kill_redoes_nothing_finished(tmp_path):
     suite = {

@@ -110,16 +110,17 @@ def run_suite(
         full = manifest(suite.layer.device, threads)
         store.create(suite_text, full)
         env = row_environment(full)
-    done = store.finished_keys()
+    earlier = store.rows()
+    done = {row["key"] for row in earlier}
+    cells = plan(suite, threads)
     # Resumed runs remember where each chain ran out of memory.
-    oom_at = {}
-    for row in store.rows():
-        if row["status"] == "oom":
-            chain = f"{row['benchmark']}/{row['label']}"
-            oom_at[chain] = min(oom_at.get(chain, row["seq_len"]), row["seq_len"])
+    oom_keys = {row["key"] for row in earlier if row["status"] == "oom"}
+    oom_at: dict[str, int] = {}
+    for cell in cells:
+        if cell.key in oom_keys:
+            oom_at[cell.chain] = min(oom_at.get(cell.chain, cell.seq_len), cell.seq_len)
 
     executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(run_dir))
-    cells = plan(suite, threads)
     skipped_as_done = 0
     for cell in cells:
         if cell.key in done:
