@@ -91,6 +91,16 @@ def test_fashion_mnist_from_idx_files(tmp_path):
         images.fashion_mnist(path=str(tmp_path / "nowhere"))
 
 
+def test_the_default_image_task_needs_nothing_but_pip(monkeypatch, tmp_path):
+    monkeypatch.setattr(images, "FASHION_MNIST_DIR", tmp_path / "no-debian-package")
+    data = build_task("image", {})
+    assert data.train.tokens.shape[1] == 64 and data.num_classes == 10 and "scikit-learn" in data.note
+    assert len(data.train) + len(data.val) + len(data.test) == 1797
+    assert torch.equal(build_task("image", {}).test.tokens, data.test.tokens)
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        build_task("image", {"source": "fashion-mnist"})
+
+
 def test_cifar10_batches_to_grey_pixels(tmp_path):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {b"data": torch.full((4, 3072), 100, dtype=torch.uint8).numpy(), b"labels": [0, 1, 2, 3]}

@@ -12,7 +12,7 @@ TASKS: dict[str, Callable[..., TaskData]] = {
     "listops": listops.build,
     "text": text.text,
     "retrieval": text.retrieval,
-    "image": images.fashion_mnist,
+    "image": images.image,
     "cifar10": images.cifar10,
     "pathfinder": pathfinder.build,
 }

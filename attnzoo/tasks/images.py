@@ -1,5 +1,9 @@
-"""Pixel-sequence classification of real images: Fashion-MNIST (Debian's dataset-fashion-mnist) and CIFAR-10
-(the python-pickle batches, from a directory the user points at). Grey levels become tokens 1-256."""
+"""Pixel-sequence classification of real images. Grey levels become tokens 1-256.
+
+- ``digits`` (the default; needs nothing beyond pip): the 1,797 8x8 handwritten digits of the UCI optical
+  recognition set, as scikit-learn ships them inside its wheel.
+- ``fashion-mnist``: the four IDX files, from Debian's dataset-fashion-mnist or a directory given as ``path``.
+- CIFAR-10 (the ``cifar10`` task): the python-pickle batches, from a directory the user points at."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import torch.nn.functional as F
 
 from attnzoo.tasks.base import Split, TaskData, limit
 
+DEFAULT_RESOLUTION = {"digits": 8, "fashion-mnist": 14}  # the native 8x8; Fashion-MNIST's 28 halved
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 MISSING_FASHION = (
     "Fashion-MNIST not found in {dir}: install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu) "
@@ -47,6 +52,52 @@ def _finish(name, train_x, train_y, test_x, test_y, resolution, train_size, val_
     train = limit(Split(tokens[order[val_size:]], train_y[order[val_size:]].long()), train_size, seed)
     test = limit(Split(_tokens(test_x, resolution), test_y.long()), test_size, seed)
     return TaskData(name, train, val, test, 10, 257, resolution * resolution, note=note)
+
+
+def image(
+    source: str = "digits",
+    resolution: int | None = None,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+    path: str | None = None,
+) -> TaskData:
+    """The `image` task: ``source`` digits or fashion-mnist (needs its files); resolution defaults per source."""
+    if source == "digits":
+        if path is not None:
+            raise ValueError("source 'digits' ships with scikit-learn and takes no path; use source: fashion-mnist")
+        return digits(resolution or DEFAULT_RESOLUTION[source], train_size, val_size or 300, test_size, seed)
+    if source == "fashion-mnist":
+        return fashion_mnist(resolution or DEFAULT_RESOLUTION[source], train_size, val_size or 2000, test_size, seed, path)
+    raise ValueError(f"unknown image source {source!r}; use 'digits' (ships with pip) or 'fashion-mnist'")
+
+
+def digits(
+    resolution: int = 8, train_size: int | None = None, val_size: int = 300, test_size: int | None = None, seed: int = 0
+) -> TaskData:
+    """scikit-learn's bundled digits (no download): 17 grey levels scaled to 0-255, a seeded 80/20 test split."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    pixels = (torch.from_numpy(data.images) * (255 / 16)).round().to(torch.uint8)
+    labels = torch.from_numpy(data.target)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1234))  # fixed test set
+    n_test = len(order) // 5
+    test, rest = order[:n_test], order[n_test:]
+    return _finish(
+        "image",
+        pixels[rest],
+        labels[rest],
+        pixels[test],
+        labels[test],
+        resolution,
+        train_size,
+        val_size,
+        test_size,
+        seed,
+        f"handwritten digits (UCI, shipped by scikit-learn), {resolution}x{resolution} grey pixels",
+    )
 
 
 def fashion_mnist(

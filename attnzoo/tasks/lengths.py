@@ -47,4 +47,8 @@ def declared_length(task: str, options: dict[str, Any]) -> int:
     values = {**_defaults(task), **{k: v for k, v in options.items() if k != "recipe"}}
     if "seq_len" in values:
         return int(values["seq_len"])
+    if values["resolution"] is None:  # the image task's default depends on its source
+        from attnzoo.tasks.images import DEFAULT_RESOLUTION
+
+        return DEFAULT_RESOLUTION[values["source"]] ** 2
     return int(values["resolution"]) ** 2
