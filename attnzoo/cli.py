@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from attnzoo.harness.runner import RunDirError
 from attnzoo.harness.suite import SuiteError
 from attnzoo.zoo import VariantError, list_variants, plugin_errors, variant_info
 
@@ -23,38 +26,60 @@ class UsageError(Exception):
 err_console = Console(stderr=True)
 
 
-def _yes(flag: bool) -> str:
-    return "[green]yes[/]" if flag else "[dim]no[/]"
+def _availability(spec) -> str:
+    avail = spec.available
+    return "yes" if avail.ok else f"no: {avail}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    table = Table(title="attnzoo variants", show_lines=False)
-    table.add_column("name", no_wrap=True)
-    for column in ("family", "cost", "mask", "causal", "available", "source"):
-        table.add_column(column, overflow="fold")
-    for name in list_variants(args.pattern):
-        spec = variant_info(name)
-        avail = spec.available
-        table.add_row(
-            name,
-            spec.family,
-            spec.cost,
-            _yes(spec.capabilities.key_padding_mask),
-            _yes(spec.capabilities.causal),
-            "[green]yes[/]" if avail.ok else f"[red]no[/]: {escape(str(avail))}",
-            spec.source if not spec.plugin else f"plugin {spec.plugin}",
+    names = list_variants(args.pattern)
+    failed = plugin_errors()
+    if args.json:
+        rows = [
+            {
+                "name": n,
+                "family": (s := variant_info(n)).family,
+                "cost": s.cost,
+                "description": s.description,
+                "source": s.source,
+                "plugin": s.plugin,
+                "available": s.available.ok,
+                "unavailable_reason": None if s.available.ok else str(s.available),
+                "capabilities": vars(s.capabilities),
+                "parameters": s.parameter_table(),
+            }
+            for n in names
+        ]
+        rows += [{"name": n, "plugin_error": e} for n, e in failed.items()]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not names:
+        err_console.print(
+            f"no variant matches {args.pattern!r}; `attnzoo list` shows all {len(list_variants())}", highlight=False
         )
-    for name, error in plugin_errors().items():
-        table.add_row(name, "plugin", "", "", "", f"[red]failed to load[/]: {escape(error)}", "entry point")
-    console.print(table)
+        return 1
+    # One line per variant within 80 columns; `attnzoo show NAME` has the rest.
+    rows = [("name", "family", "mask", "causal", "available")]
+    for name in names:
+        spec = variant_info(name)
+        caps = spec.capabilities
+        flags = ("yes" if caps.key_padding_mask else "no", "yes" if caps.causal else "no")
+        rows.append((name, spec.family, *flags, _availability(spec)))
+    rows += [(name, "plugin", "", "", f"failed to load: {error}") for name, error in failed.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
+        print(line if len(line) <= 80 else line[:79] + "…")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     spec = variant_info(args.name)
-    console.print(f"[bold]{spec.name}[/] — {spec.description}")
-    console.print(f"source: {spec.source}")
-    console.print(f"family: {spec.family}    cost: {spec.cost}    available: {spec.available}", markup=False)
+    console.print(f"[bold]{spec.name}[/] — {escape(spec.description)}")
+    console.print(f"source: {spec.source}", markup=False)
+    console.print(f"family: {spec.family}    cost: {spec.cost}    available: {_availability(spec)}", markup=False)
+    if spec.plugin:
+        console.print(f"plugin: {spec.plugin}    code: {spec.code_version}", markup=False)
     params = Table(title="parameters")
     for column in ("name", "type", "default", "bounds", "description"):
         params.add_column(column, overflow="fold")
@@ -76,9 +101,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
-    from attnzoo.harness.suite import default_suite_path, load_suite
+    from attnzoo.harness.suite import default_suite_path, load_suite, runtime_problems
 
     suite = load_suite(args.suite)
+    for problem in runtime_problems(suite):  # fine to validate here, not to run here
+        err_console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     cells = plan(suite)
     console.print(
         f"{args.suite or default_suite_path()}: valid suite [bold]{suite.name}[/]: {len(cells)} cells "
@@ -88,64 +115,63 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from attnzoo.harness.plan import plan
+def _suite_for_run(args: argparse.Namespace):
+    """(suite, its text, run directory) for a new run or a resumed one."""
     from attnzoo.harness.results import RunStore
-    from attnzoo.harness.runner import default_run_dir, run_suite
+    from attnzoo.harness.runner import default_run_dir
     from attnzoo.harness.suite import default_suite_path, load_suite
 
-    if args.resume:
-        store = RunStore(args.resume)
-        if not store.exists():
-            raise UsageError(f"{args.resume}: not a run directory (no suite.yaml); start a new run instead")
-        text, suite_path = store.suite_text(), Path(args.resume) / "suite.yaml"
-        run_dir = Path(args.resume)
-    else:
-        suite_path = Path(args.suite) if args.suite else default_suite_path()
-        text = None
-        run_dir = None
-    suite = load_suite(suite_path)
-    text = text or suite_path.read_text()
-    run_dir = run_dir or (Path(args.out) if args.out else default_run_dir(suite))
-    total = len(plan(suite))
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=args.quiet,
-    ) as progress:
-        task = progress.add_task(f"{suite.name}: starting", total=total)
-
-        def started(cell) -> None:
-            progress.update(task, description=f"{suite.name}: {escape(cell.describe())}")
-
-        def finished(cell, status: str) -> None:
-            progress.advance(task)
-
-        def training(cell, message: dict) -> None:
-            progress.update(
-                task,
-                description=f"{suite.name}: {escape(cell.describe())}: step {message['step']}/"
-                f"{message['steps']} loss {message['loss']:.3f} val acc {message['val']:.3f}",
-            )
-
-        summary = run_suite(
-            suite, text, run_dir, resume=bool(args.resume), on_cell=finished, on_start=started, on_progress=training
+    if not args.resume:
+        path = Path(args.suite) if args.suite else default_suite_path()
+        suite = load_suite(path)
+        return suite, path.read_text(), Path(args.out) if args.out else default_run_dir(suite)
+    if args.out:
+        raise UsageError("--resume continues a run in its own directory; drop --out")
+    store = RunStore(args.resume)
+    if not store.exists():
+        raise UsageError(f"{args.resume}: not a run directory (no suite.yaml); start a new run instead")
+    suite = load_suite(store.dir / "suite.yaml", import_dir=store.manifest().get("suite_dir"))
+    if args.suite and load_suite(args.suite).model_dump() != suite.model_dump():
+        raise UsageError(
+            f"{args.suite} is not the suite {args.resume} was run with ({store.dir / 'suite.yaml'}); resume "
+            f"without a suite argument (`attnzoo run --resume {args.resume}`), or start a new run with --out"
         )
+    return suite, store.suite_text(), store.dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from attnzoo.harness.plan import plan
+    from attnzoo.harness.runner import run_suite
+
+    suite, text, run_dir = _suite_for_run(args)
+    total = len(plan(suite))
+    report = _progress(suite.name, total, args.quiet)
+    try:
+        with report:
+            summary = run_suite(
+                suite,
+                text,
+                run_dir,
+                resume=bool(args.resume),
+                force=args.force,
+                on_cell=report.finished,
+                on_start=report.started,
+                on_progress=report.training,
+            )
+    except KeyboardInterrupt:
+        from attnzoo.harness.results import RunStore
+
+        store = RunStore(run_dir)
+        if store.exists():
+            err_console.print(
+                f"interrupted: {len(store.finished_keys())} finished cell(s) are saved in {run_dir}; continue with: "
+                f"attnzoo run --resume {run_dir}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            err_console.print("interrupted before the run started; nothing was saved")
+        return 130
 
     if not args.quiet:
         _print_summary(summary.rows)
@@ -158,6 +184,84 @@ def cmd_run(args: argparse.Namespace) -> int:
             err_console.print(f"  {row['benchmark']} {row['label']} n={row['seq_len']}: {escape(first)}")
         return 1
     return 0
+
+
+class _LineProgress:
+    """Progress without a terminal (CI, nohup, a pipe): one line per finished cell, as it finishes."""
+
+    def __init__(self, suite: str, total: int):
+        self.suite, self.total, self.count, self.start = suite, total, 0, 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def started(self, cell) -> None:
+        self.start = time.monotonic()
+
+    def finished(self, cell, status: str) -> None:
+        self.count += 1
+        took = "" if status == "done earlier" else f" ({time.monotonic() - self.start:.1f} s)"
+        line = f"[{self.count}/{self.total}] {self.suite}: {cell.describe()}: {status}{took}"
+        print(line, file=sys.stderr, flush=True)
+
+    def training(self, cell, message: dict) -> None:
+        return None
+
+
+class _BarProgress:
+    """A live progress bar on a terminal."""
+
+    def __init__(self, suite: str, total: int, quiet: bool):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.suite = suite
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=quiet,
+        )
+        self.task = self.bar.add_task(f"{suite}: starting", total=total)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def started(self, cell) -> None:
+        self.bar.update(self.task, description=f"{self.suite}: {escape(cell.describe())}")
+
+    def finished(self, cell, status: str) -> None:
+        self.bar.advance(self.task)
+
+    def training(self, cell, message: dict) -> None:
+        self.bar.update(
+            self.task,
+            description=f"{self.suite}: {escape(cell.describe())}: step {message['step']}/{message['steps']} "
+            f"loss {message['loss']:.3f} val acc {message['val']:.3f}",
+        )
+
+
+def _progress(suite: str, total: int, quiet: bool):
+    if not quiet and not err_console.is_terminal:
+        return _LineProgress(suite, total)
+    return _BarProgress(suite, total, quiet)
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -182,17 +286,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     store = RunStore(args.run_dir)
     if not store.exists():
         raise UsageError(f"{args.run_dir}: not a run directory (no suite.yaml)")
-    text = render(store.rows(), store.manifest(), load_suite(store.dir / "suite.yaml"))
+    # The stored rows and suite alone: variants (plugins) need not be installed to re-render.
+    text = render(store.rows(), store.manifest(), load_suite(store.dir / "suite.yaml", check_variants=False))
     (store.dir / LEADERBOARD_FILE).write_text(text)
     console.print(f"wrote {store.dir / LEADERBOARD_FILE}")
     return 0
 
 
+def _version() -> str:
+    import platform
+    from importlib.metadata import version
+
+    import torch
+
+    return f"attnzoo {version('attnzoo')} (torch {torch.__version__}, Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnzoo", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="the registered variants, their capabilities and availability")
     p.add_argument("pattern", nargs="?", help="glob over names, e.g. '*former'")
+    p.add_argument("--json", action="store_true", help="everything about each variant, as JSON")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="one variant: parameters, capabilities, paper, deviations")
     p.add_argument("name")
@@ -201,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", nargs="?", help="suite YAML; omitted: the packaged default suite")
     p.add_argument("--out", help="run directory (default: runs/<suite>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run, skipping finished cells")
-    p.add_argument("--quiet", action="store_true", help="no progress display or summary table (for CI)")
+    p.add_argument(
+        "--force", action="store_true", help="with --resume: continue although the environment or code changed"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display or summary table")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
@@ -216,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VariantError, SuiteError, UsageError) as err:
+    except (VariantError, SuiteError, UsageError, RunDirError) as err:
         for line in str(err).splitlines():
             err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         return 2

@@ -31,6 +31,17 @@ def test_nystromformer_with_n_landmarks_is_exact(qkv):
     assert rel_err(layer.attend(q, k, v), exact(q, k, v)) < 1e-4
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_nystromformer_with_at_least_n_landmarks_is_exact_softmax(masked):
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 2, 64, 16, generator=g) for _ in range(3))
+    mask = ragged_mask(64) if masked else None
+    for m in (64, 100):  # default pinv iterations: no approximation left to converge
+        torch.testing.assert_close(
+            make("nystromformer", num_landmarks=m).attend(q, k, v, mask), exact(q, k, v, mask), rtol=1e-5, atol=1e-5
+        )
+
+
 def test_nystromformer_error_falls_with_landmarks(qkv):
     q, k, v = qkv
     errors = [rel_err(make("nystromformer", num_landmarks=m).attend(q, k, v), exact(q, k, v)) for m in (4, 48)]

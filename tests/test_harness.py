@@ -80,9 +80,9 @@ def test_variant_problems_use_the_registry(tmp_path):
     assert "variants[0].name: unknown attention variant 'skeinfomer'; did you mean 'skeinformer'" in found[0]
     assert "unknown parameter 'num_landmark'; did you mean 'num_landmarks'?" in found[1]
     if not torch.cuda.is_available():
-        assert "variants[2]: variant 'xformers' is unavailable here" in found[-1]
+        assert "variants[2]: variant 'xformers' cannot run here: xformers is not installed" in found[-1]
         assert "on_unavailable: skip" in found[-1]
-        skip = {**TINY, "variants": ["xformers"], "execution": {"on_unavailable": "skip"}}
+        skip = {**TINY, "variants": ["xformers"], "layer": {"device": "cuda"}, "execution": {"on_unavailable": "skip"}}
         load_suite(write_suite(tmp_path, skip, "skip.yaml"))
 
 
@@ -90,9 +90,16 @@ def test_missing_file_yaml_syntax_and_missing_cuda(tmp_path):
     assert "no such file" in problems(tmp_path / "absent.yaml")[0]
     unclosed = write_suite(tmp_path, "name: x\nvariants: [sdpa\nseq_lens: [64]\n", "bad.yaml")
     assert problems(unclosed)[0].startswith(f"{unclosed}:3: YAML syntax error: expected ',' or ']'")
-    if not torch.cuda.is_available():
-        suite = {**TINY, "layer": {"device": "cuda"}}
-        assert "CUDA is not available" in problems(write_suite(tmp_path, suite))[0]
+    if not torch.cuda.is_available():  # a GPU suite validates here (with a warning) and refuses to run
+        path = write_suite(tmp_path, {**TINY, "layer": {"device": "cuda"}}, "gpu.yaml")
+        suite = load_suite(path)
+        with pytest.raises(SuiteError, match="CUDA is not available"):
+            run_suite(suite, path.read_text(), tmp_path / "gpu-run")
+        assert not (tmp_path / "gpu-run").exists()
+        validated = subprocess.run([sys.executable, "-m", "attnzoo.cli", "validate", str(path)], capture_output=True)
+        assert (
+            validated.returncode == 0 and b"warning: layer.device: cuda but CUDA is not available" in validated.stderr
+        )
 
 
 def test_cli_reports_a_bad_suite_without_traceback(tmp_path):

@@ -42,6 +42,16 @@ def test_gradients_reach_every_parameter(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_an_empty_batch_gives_an_empty_output(name):
+    layer = make(name).train()
+    x = torch.randn(0, N, DIM, requires_grad=True)
+    for mask in (None, torch.ones(0, N, dtype=torch.bool)):
+        y = layer(x, mask=mask)
+        assert y.shape == (0, N, DIM)
+        y.sum().backward()  # as on any batch
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_deterministic_under_a_seed(name):
     x, mask = padded_batch()
     assert torch.equal(make(name)(x, mask=mask), make(name)(x, mask=mask))

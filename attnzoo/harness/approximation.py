@@ -57,16 +57,21 @@ def exact_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
 
 
+def _why_no_error(spec) -> str:
+    if spec.origin is not None and hasattr(spec.origin, "attend"):
+        return (
+            f"{spec.name} is a plain nn.Module class named in the suite, and such a class cannot declare "
+            "capabilities, so its attend() is not known to approximate softmax attention; register it with "
+            "@attnzoo.register_variant(..., capabilities=attnzoo.Capabilities(approximates_softmax=True)) "
+            "(or an entry point) and name the registered variant"
+        )
+    return f"{spec.name} is not a softmax approximation (its capabilities say so), so it has no approximation error"
+
+
 def run(cell: Cell, **_: object) -> list[dict]:
     spec = variant_info(cell.variant)
     if not spec.capabilities.approximates_softmax:
-        return [
-            dict(
-                metric="rel_error",
-                status="unsupported",
-                error=f"{spec.name} does not expose a softmax-approximating attend(q, k, v)",
-            )
-        ]
+        return [dict(metric="rel_error", status="unsupported", error=_why_no_error(spec))]
     layer_cfg = cell.layer
     b, h, dim, n = layer_cfg["batch"], layer_cfg["heads"], layer_cfg["dim"], cell.seq_len
     rows = []

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +43,67 @@ def git_revision() -> str | None:
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def code_fingerprint() -> str:
+    """Hash of the attnzoo package's source files: tells two code versions apart with or without git."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+# CPU features that select different kernels, and so can change the last bits of results.
+_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    present = set(line.split(":", 1)[1].split())
+    return [f for f in _CPU_FLAGS if f in present]
+
+
+def numerics() -> dict:
+    """What decides which kernels run, and so the last bits of every result: torch's CPU dispatch level, the
+    BLAS and oneDNN builds, determinism settings; on CUDA the GPU, its capability, driver and cuDNN."""
+    config = torch.__config__.show()
+    found = lambda pattern: m.group(1).strip() if (m := re.search(pattern, config)) else None  # noqa: E731
+    info = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags(),
+        "blas": found(r"BLAS_INFO=(\w+)"),
+        "mkl": found(r"Math Kernel Library Version ([^\n]+)"),
+        "onednn": found(r"MKL-DNN (v[\d.]+)"),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+    if torch.cuda.is_available():
+        info.update(
+            gpu=torch.cuda.get_device_name(),
+            gpu_capability=".".join(map(str, torch.cuda.get_device_capability())),
+            cudnn=torch.backends.cudnn.version(),
+            cuda_driver=_nvidia_driver(),
+        )
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        return Path("/proc/driver/nvidia/version").read_text().split("Kernel Module", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def load() -> dict:
+    """Load average and, where Linux reports it, the share of CPU time stolen by the hypervisor."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return {}
+    return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "cpu_count": os.cpu_count()}
+
+
 def device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
@@ -64,10 +128,34 @@ def manifest(device: str, threads: int) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git": git_revision(),
+        "code": code_fingerprint(),
+        "host": platform.node(),
+        "numerics": numerics(),
         "packages": versions,
     }
 
 
+# What must match for rows measured at different times to belong in one run.
+COMPARED = ("device", "device_name", "threads", "torch", "cuda", "python", "code", "numerics", "packages", "variants")
+
+
 def row_environment(full: dict) -> dict:
-    """The short form carried by every result row."""
-    return {k: full[k] for k in ("torch", "device_name", "threads", "git")}
+    """The short form carried by every result row: enough to tell machines and code versions apart."""
+    short = {k: full.get(k) for k in ("torch", "device_name", "threads", "git", "code", "host")}
+    return {**short, "cpu_capability": full.get("numerics", {}).get("cpu_capability")}
+
+
+def changes(before: dict, now: dict) -> list[str]:
+    """Human-readable differences between two manifests in what decides a result."""
+    out = []
+    for key in COMPARED:
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [
+                f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
+        elif old != new:
+            out.append(f"{key}: {old!r} -> {new!r}")
+    return out

@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -37,6 +39,9 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def _work(cell: Cell, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this worker
+    if cell.import_path and cell.import_path not in sys.path:
+        sys.path.insert(0, cell.import_path)  # `module:Class` variants next to the suite
     if workdir:  # native libraries warn on fd 2; keep the terminal for the progress display
         with open(Path(workdir) / "workers.log", "a") as log:
             os.dup2(log.fileno(), 2)
@@ -70,13 +75,16 @@ class LocalExecutor:
         worker.start()
         send.close()
         deadline = time.monotonic() + self.timeout_s
+        ended = False  # the worker answered or died by itself: let it exit before looking at its exit code
         try:
             while receive.poll(max(0.0, deadline - time.monotonic())):
                 try:
                     message = receive.recv()
                 except EOFError:
+                    ended = True
                     break  # the worker died before it could answer
                 if isinstance(message, Outcome):
+                    ended = True
                     return message
                 if on_progress:
                     on_progress(message)
@@ -84,9 +92,11 @@ class LocalExecutor:
                 worker.kill()
                 return Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s")
         finally:
-            worker.join(5)
+            if ended:
+                worker.join(5)
             if worker.is_alive():
                 worker.kill()
+                worker.join()
             receive.close()
         if worker.exitcode == -9:
             return Outcome("oom", [], "worker killed by SIGKILL (the kernel's out-of-memory killer)")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from attnzoo.harness.suite import Suite
+from attnzoo.zoo import variant_info
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,15 @@ class Cell:
     threads: int | None
     task: str | None = None
     seed: int | None = None
-    chain: str = field(default="")  # cells of one chain run in order of seq_len; an OOM skips the rest
+    code: str = ""  # the variant's code version (distribution, version, source hash)
+    chain: str = field(default="")  # cells of one chain run in order of seq_len; an OOM or timeout skips the rest
+    import_path: str | None = None  # where `module:Class` variants are imported from (the suite's directory)
 
     @property
     def key(self) -> str:
-        """Hash of everything that determines the cell's result (not the environment: that is recorded)."""
-        identity = {k: v for k, v in asdict(self).items() if k not in ("suite", "chain")}
+        """Hash of everything that determines the cell's result, the variant's code included (not the
+        environment: that is recorded in every row and checked on resume)."""
+        identity = {k: v for k, v in asdict(self).items() if k not in ("suite", "chain", "import_path")}
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -57,7 +61,9 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
                         config=config.model_dump(),
                         layer=suite.layer.model_dump(),
                         threads=suite.execution.threads or default_threads,
+                        code=variant_info(entry.name).code_version,
                         chain=f"{benchmark}/{label}",
+                        import_path=suite.import_dir,
                     )
                 )
     return cells
@@ -100,7 +106,9 @@ def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
                         threads=threads,
                         task=task,
                         seed=seed,
+                        code=variant_info(entry.name).code_version,
                         chain=f"accuracy/{task}/{label}",
+                        import_path=suite.import_dir,
                     )
                 )
     return cells

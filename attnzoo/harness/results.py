@@ -12,6 +12,7 @@ SUITE_FILE, MANIFEST_FILE, RESULTS_FILE, LEADERBOARD_FILE = (
     "results.jsonl",
     "leaderboard.md",
 )
+SUPERSEDED_FILE = "superseded.jsonl"  # rows of cells a forced resume measured again with other code
 RESULT_STATUSES = ("ok", "oom", "timeout", "unsupported", "unavailable", "skipped")  # "error" is the other one
 
 
@@ -23,7 +24,25 @@ class RunStore:
     def create(self, suite_text: str, manifest: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / SUITE_FILE).write_text(suite_text)
-        (self.dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        self.write_manifest(manifest)
+
+    def write_manifest(self, manifest: dict) -> None:
+        tmp = self.dir / (MANIFEST_FILE + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.replace(self.dir / MANIFEST_FILE)
+
+    def supersede(self, keep: set[str]) -> int:
+        """Move rows whose cell key is not in `keep` to superseded.jsonl (kept, never deleted); returns how many."""
+        rows = self.rows()
+        stale = [r for r in rows if r["key"] not in keep]
+        if not stale:
+            return 0
+        with (self.dir / SUPERSEDED_FILE).open("a") as f:
+            f.write("".join(json.dumps(r, default=str) + "\n" for r in stale))
+        tmp = self.dir / (RESULTS_FILE + ".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows if r["key"] in keep))
+        tmp.replace(self.results)
+        return len(stale)
 
     def exists(self) -> bool:
         return (self.dir / SUITE_FILE).exists()

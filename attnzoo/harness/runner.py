@@ -11,13 +11,17 @@ from pathlib import Path
 
 import torch
 
-from attnzoo.harness.environment import manifest, row_environment
+from attnzoo.harness.environment import changes, manifest, row_environment
 from attnzoo.harness.executor import LocalExecutor, Outcome
 from attnzoo.harness.plan import Cell, plan
 from attnzoo.harness.results import LEADERBOARD_FILE, RunStore
-from attnzoo.harness.suite import Suite
+from attnzoo.harness.suite import Suite, SuiteError, runtime_problems
 from attnzoo.leaderboards.markdown import render
 from attnzoo.zoo import variant_info
+
+
+class RunDirError(Exception):
+    """A run directory that cannot take this run (another suite, or a changed environment on resume)."""
 
 
 @dataclass
@@ -93,32 +97,69 @@ def _rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
     return rows
 
 
+def _open_store(suite: Suite, suite_text: str, run_dir: Path, resume: bool, force: bool, env: dict) -> RunStore:
+    """The run directory, created for a new run or checked for a resumed one: one suite, one environment."""
+    store = RunStore(run_dir)
+    if not resume:
+        if store.exists():
+            raise RunDirError(
+                f"{run_dir} already holds a run of suite {store.manifest().get('suite', '?')!r}; a run directory "
+                f"holds one run: continue it with `attnzoo run --resume {run_dir}`, or choose another --out"
+            )
+        store.create(suite_text, env)
+        return store
+    if not store.exists():
+        raise RunDirError(f"{run_dir}: not a run directory (no suite.yaml); start a new run instead")
+    before = store.manifest()
+    changed = changes(before, env)
+    if changed and not force:
+        raise RunDirError(
+            f"{run_dir} was measured in another environment or with other code; resuming would mix them:\n"
+            + "\n".join(f"  {line}" for line in changed)
+            + f"\nstart a new run, or continue anyway with `attnzoo run --resume {run_dir} --force` (each row "
+            "records the environment it was measured in)"
+        )
+    if changed:
+        resumes = before.get("resumed", []) + [{"date": env["date"], "changes": changed}]
+        store.write_manifest({**before, "resumed": resumes})
+    return store
+
+
 def run_suite(
     suite: Suite,
     suite_text: str,
     run_dir: Path,
     resume: bool = False,
+    force: bool = False,
     on_cell: Callable[[Cell, str], None] | None = None,
     on_start: Callable[[Cell], None] | None = None,
     on_progress: Callable[[Cell, dict], None] | None = None,
 ) -> RunSummary:
-    store = RunStore(run_dir)
+    """Run every planned cell not already finished in run_dir; rows are appended as each cell finishes.
+
+    A new run refuses a directory that holds one; a resumed run refuses a changed environment or variant code
+    unless forced, and then moves rows measured with other code to superseded.jsonl before measuring again."""
+    if problems := runtime_problems(suite):
+        raise SuiteError(problems)
     threads = suite.execution.threads or os.cpu_count() or 1
-    if resume and store.exists():
-        env = row_environment(store.manifest())
-    else:
-        full = manifest(suite.layer.device, threads)
-        store.create(suite_text, full)
-        env = row_environment(full)
+    cells = plan(suite, threads)
+    full = {
+        **manifest(suite.layer.device, threads),
+        "suite": suite.name,
+        "suite_dir": suite.import_dir,
+        "variants": {c.variant: c.code for c in cells},
+    }
+    store = _open_store(suite, suite_text, Path(run_dir), resume, force, full)
+    env = row_environment(full)
+    store.supersede({c.key for c in cells})
     earlier = store.rows()
     done = {row["key"] for row in earlier}
-    cells = plan(suite, threads)
-    # Resumed runs remember where each chain ran out of memory.
-    oom_keys = {row["key"] for row in earlier if row["status"] == "oom"}
-    oom_at: dict[str, int] = {}
+    # Resumed runs remember where each chain ran out of memory or time.
+    stopped = {row["key"]: row["status"] for row in earlier if row["status"] in ("oom", "timeout")}
+    stopped_at: dict[str, tuple[int, str]] = {}
     for cell in cells:
-        if cell.key in oom_keys:
-            oom_at[cell.chain] = min(oom_at.get(cell.chain, cell.seq_len), cell.seq_len)
+        if cell.key in stopped and cell.chain not in stopped_at:
+            stopped_at[cell.chain] = (cell.seq_len, stopped[cell.key])
 
     executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(run_dir))
     skipped_as_done = 0
@@ -131,12 +172,13 @@ def run_suite(
         if on_start:
             on_start(cell)
         outcome = _pre_check(cell, suite)
-        if outcome is None and cell.chain in oom_at and cell.seq_len > oom_at[cell.chain]:
-            outcome = Outcome("skipped", [], f"skipped after OOM at n={oom_at[cell.chain]}")
+        if outcome is None and cell.chain in stopped_at and cell.seq_len > stopped_at[cell.chain][0]:
+            n, status = stopped_at[cell.chain]
+            outcome = Outcome("skipped", [], f"skipped after {'OOM' if status == 'oom' else status} at n={n}")
         if outcome is None:
             outcome = executor.run(cell, functools.partial(on_progress, cell) if on_progress else None)
-        if outcome.status == "oom":
-            oom_at[cell.chain] = min(oom_at.get(cell.chain, cell.seq_len), cell.seq_len)
+        if outcome.status in ("oom", "timeout") and cell.chain not in stopped_at:
+            stopped_at[cell.chain] = (cell.seq_len, outcome.status)
         store.append(_rows(cell, outcome, env))
         if on_cell:
             on_cell(cell, outcome.status)

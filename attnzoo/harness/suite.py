@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from attnzoo.tasks.lengths import check_options
 from attnzoo.tasks.train import Recipe
-from attnzoo.zoo import VariantError, variant_info
+from attnzoo.zoo import VariantError, create_attention, variant_info
 
 
 class SuiteError(Exception):
@@ -74,8 +75,6 @@ class Layer(_Closed):
             parsed = torch.device(device)
         except RuntimeError:
             raise ValueError(f"{device!r} is not a torch device; use 'cpu' or 'cuda[:N]'") from None
-        if parsed.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("CUDA is not available on this machine; use device: cpu")
         if parsed.type not in ("cpu", "cuda"):
             raise ValueError(f"device type {parsed.type!r} is not supported; use 'cpu' or 'cuda[:N]'")
         return device
@@ -139,6 +138,13 @@ class Suite(_Closed):
         if any(n < 2 for n in lengths):
             raise ValueError("every sequence length must be at least 2")
         return sorted(set(lengths))
+
+    # Where `module:Class` variants are imported from, as `python -m` would: the suite file's directory.
+    _import_dir: str | None = PrivateAttr(None)
+
+    @property
+    def import_dir(self) -> str | None:
+        return self._import_dir
 
     @model_validator(mode="after")
     def lengths_when_needed(self) -> Suite:
@@ -218,8 +224,11 @@ def _schema_problems(path: str, root: yaml.Node, err: ValidationError) -> list[s
 
 
 def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
-    """Names, parameters and availability against the registry."""
-    problems = []
+    """Names, parameters, labels, dtype/device support and availability against the registry, and every
+    setting built at the suite's shapes (on the meta device where the variant allows it), so that a suite
+    that validates does not fail cell by cell at run time."""
+    problems, labels, runnable = [], {}, 0
+    device_type = torch.device(suite.layer.device).type
     for i, entry in enumerate(suite.variants):
         where = f"{path}:{_line_of(root, ('variants', i)) or 1}: variants[{i}]"
         try:
@@ -228,18 +237,91 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
             problems.append(f"{where}.name: {err}")
             continue
         for setting in entry.settings():
-            try:
-                spec.validate_params(setting)
-            except VariantError as err:
-                problems.extend(f"{where}.params: {line}" for line in str(err).splitlines())
-                break
-        availability = spec.available
-        if not availability.ok and suite.execution.on_unavailable == "error":
-            problems.append(
-                f"{where}: variant {entry.name!r} is unavailable here: {availability}; "
-                "or set execution.on_unavailable: skip to record it as unavailable"
-            )
+            label = entry.label_for(setting)
+            if label in labels:
+                problems.append(
+                    f"{where}: label {label!r} is already used by variants[{labels[label]}]; drop the duplicate "
+                    "or give one entry its own `label:`"
+                )
+            labels.setdefault(label, i)
+        caps = spec.capabilities
+        unsupported = []
+        if device_type not in caps.devices:
+            unsupported.append(f"{spec.name} runs on {', '.join(caps.devices)}, not {device_type}")
+        if suite.layer.dtype not in caps.dtypes:
+            unsupported.append(f"{spec.name} supports {', '.join(caps.dtypes)}, not layer.dtype {suite.layer.dtype}")
+        runnable += not unsupported
+        unusable = ([] if (availability := spec.available).ok else [str(availability)]) + unsupported
+        if unusable:
+            if suite.execution.on_unavailable == "error":
+                problems.append(
+                    f"{where}: variant {entry.name!r} cannot run here: {'; '.join(unusable)}; fix that, or set "
+                    "execution.on_unavailable: skip to record it as unavailable"
+                )
+            continue
+        seen: set[str] = set()
+        for setting in entry.settings():
+            for shape in _shapes(suite):
+                problem = _build_problem(entry.name, setting, **shape)
+                if problem and problem not in seen:
+                    seen.add(problem)
+                    swept = {k: setting[k] for k in entry.sweep}
+                    at = f" with {swept}" if swept else ""
+                    problems.extend(f"{where}.params{at}: {line}" for line in problem.splitlines())
+    if not runnable and not problems:
+        problems.append(
+            f"{path}:1: variants: none of them supports layer.device {suite.layer.device} with layer.dtype "
+            f"{suite.layer.dtype}, so the run would measure nothing (`attnzoo show NAME` lists each one's "
+            "devices and dtypes)"
+        )
     return problems
+
+
+def _shapes(suite: Suite) -> list[dict[str, int]]:
+    """(dim, heads, max_seq_len) at which the suite builds layers: the layer at every length, and the
+    accuracy model's attention at every task's length."""
+    shapes = [{"dim": suite.layer.dim, "heads": suite.layer.heads, "max_seq_len": n} for n in suite.seq_lens]
+    accuracy = suite.benchmarks.accuracy
+    if accuracy is not None:
+        from attnzoo.tasks.lengths import declared_length
+
+        r = accuracy.recipe
+        for task, options in accuracy.tasks.items():
+            try:
+                n = declared_length(task, options or {})
+            except (KeyError, TypeError, ValueError):
+                continue  # reported by the task checks
+            shapes.append({"dim": r.dim, "heads": r.heads, "max_seq_len": n})
+    return shapes
+
+
+def _build_problem(name: str, setting: dict[str, Any], dim: int, heads: int, max_seq_len: int) -> str | None:
+    """Build one layer without allocating (meta device; the CPU for variants that need real data at init)."""
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                create_attention(name, dim, heads, max_seq_len=max_seq_len, **setting)
+            return None
+        except VariantError as err:
+            return str(err)
+        except NotImplementedError:
+            continue  # needs real tensors to initialise: build it on the CPU
+        except Exception as err:  # noqa: BLE001 - a plugin's constructor may fail in any way
+            if device == "meta" and "meta" in str(err).lower():
+                continue
+            shape = f"dim {dim}, heads {heads}, n {max_seq_len}"
+            return f"{name}: building it at {shape} fails: {type(err).__name__}: {err}"
+    return None
+
+
+def runtime_problems(suite: Suite) -> list[str]:
+    """What this machine lacks to run the suite (a warning for `validate`, an error for `run`)."""
+    device = torch.device(suite.layer.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return [f"layer.device: {suite.layer.device} but CUDA is not available on this machine; use device: cpu"]
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return [f"layer.device: {suite.layer.device} but this machine has {torch.cuda.device_count()} GPU(s)"]
+    return []
 
 
 def _task_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
@@ -252,16 +334,34 @@ def _task_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     return problems
 
 
-def load_suite(path: str | Path | None = None) -> Suite:
-    """Read and validate a suite; raises SuiteError listing every problem."""
-    path = Path(path) if path is not None else default_suite_path()
+def _read(path: Path) -> str:
     shown = str(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SuiteError([f"{shown}: no such file; `attnzoo run` with no argument runs the default suite"]) from None
     except OSError as err:
         raise SuiteError([f"{shown}: cannot read it: {err.strerror}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SuiteError(
+            [f"{shown}: not a UTF-8 text file (byte {err.start} is {data[err.start]:#04x}); a suite is YAML text"]
+        ) from None
+    if "\0" in text:
+        raise SuiteError([f"{shown}: contains NUL bytes, so it is binary, not a YAML suite"])
+    return text
+
+
+def load_suite(path: str | Path | None = None, *, check_variants: bool = True, import_dir: str | None = None) -> Suite:
+    """Read and validate a suite; raises SuiteError listing every problem.
+
+    `module:Class` variants are imported with `import_dir` (default: the suite's directory) on sys.path, as
+    `python -m` puts the current directory there. check_variants=False checks the schema alone (to re-render
+    stored results where a plugin is no longer installed)."""
+    path = Path(path) if path is not None else default_suite_path()
+    shown = str(path)
+    text = _read(path)
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -276,7 +376,13 @@ def load_suite(path: str | Path | None = None) -> Suite:
         suite = Suite.model_validate(data)
     except ValidationError as err:
         raise SuiteError(_schema_problems(shown, root, err)) from None
-    problems = _variant_problems(shown, root, suite) + _task_problems(shown, root, suite)
+    suite._import_dir = import_dir or str(path.resolve().parent)
+    if not check_variants:
+        return suite
+    if suite.import_dir not in sys.path:
+        sys.path.insert(0, suite.import_dir)
+    problems = _task_problems(shown, root, suite)
+    problems = _variant_problems(shown, root, suite) + problems
     if problems:
         raise SuiteError(problems)
     return suite

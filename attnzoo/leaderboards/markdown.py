@@ -62,6 +62,9 @@ def _speedup(df: pd.DataFrame, baseline: str) -> str | None:
 
 def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
     df = pd.DataFrame(rows)
+    if len(df):  # one row per measurement: the latest, should stored rows repeat a cell
+        identity = ["label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input"]
+        df = df.drop_duplicates([c for c in identity if c in df], keep="last").reset_index(drop=True)
     if len(df):  # tables list variants in the suite's order
         df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(df["label"])))
     title = manifest.get("suite") or (suite.name if suite is not None else (df["suite"].iloc[0] if len(df) else "run"))

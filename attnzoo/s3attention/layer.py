@@ -12,7 +12,7 @@ from torch import nn
 
 from attnzoo.s3attention.skeleton import feature_branch, sampled_positions, token_branch
 from attnzoo.s3attention.smoother import Smoother
-from attnzoo.zoo.base import ProjectedAttention, check_inputs
+from attnzoo.zoo.base import ProjectedAttention, check_inputs, empty_batch
 from attnzoo.zoo.params import SamplingParams
 from attnzoo.zoo.registry import Capabilities, ParameterError, register_variant
 
@@ -22,7 +22,7 @@ OFFICIAL = {"r": None, "stem_kernel": 1, "activation": "elu"}
 
 class S3Params(SamplingParams):
     r: int | None = Field(8, ge=1, description="channel groups of the segment average; None = no averaging")
-    s1: int = Field(8, ge=1, description="sampled token positions (token branch)")
+    s1: int = Field(8, ge=1, description="sampled token positions (token branch); clamped to max_seq_len")
     s2: int = Field(8, ge=1, description="sampled feature channels per head (feature branch), ≤ head width")
     stem_kernel: int = Field(3, ge=1, description="kernel of the Conv1d stem (odd)")
     activation: Literal["relu", "elu", "gelu"] = Field("relu", description="activation after the stem's norm")
@@ -122,6 +122,8 @@ class S3Attention(ProjectedAttention):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(x, mask, self.dim, self.max_seq_len)
+        if not x.shape[0]:
+            return empty_batch(x, self)
         h = self.smoother(x, mask)
         token_index, feature_index = self.indices(x.shape[1], x.device)
         positions, valid = sampled_positions(token_index, x.shape[1], mask)

@@ -69,7 +69,8 @@ def image(
             raise ValueError("source 'digits' ships with scikit-learn and takes no path; use source: fashion-mnist")
         return digits(resolution or DEFAULT_RESOLUTION[source], train_size, val_size or 300, test_size, seed)
     if source == "fashion-mnist":
-        return fashion_mnist(resolution or DEFAULT_RESOLUTION[source], train_size, val_size or 2000, test_size, seed, path)
+        resolution = resolution or DEFAULT_RESOLUTION[source]
+        return fashion_mnist(resolution, train_size, val_size or 2000, test_size, seed, path)
     raise ValueError(f"unknown image source {source!r}; use 'digits' (ships with pip) or 'fashion-mnist'")
 
 

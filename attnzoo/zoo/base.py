@@ -28,6 +28,12 @@ def check_inputs(x: torch.Tensor, mask: torch.Tensor | None, dim: int, max_seq_l
         raise ValueError("every sequence needs at least one real token (a mask row is all False)")
 
 
+def empty_batch(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """The output for a batch of zero sequences: zeros of x's shape, still connected to the parameters so that
+    backward works as it does on any other batch. Every variant answers an empty batch this way."""
+    return x.new_zeros(x.shape) + sum((p.sum() * 0 for p in module.parameters()), x.new_zeros(()))
+
+
 def key_bias_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, n) key-padding mask -> (B, 1, 1, n), broadcastable over heads and queries."""
     return None if mask is None else mask[:, None, None, :]
@@ -71,6 +77,8 @@ class ProjectedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(x, mask, self.dim, self.max_seq_len)
+        if not x.shape[0]:
+            return empty_batch(x, self)
         return self.project_out(self.attend(*self.projections(x), mask))
 
     def projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

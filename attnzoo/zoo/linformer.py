@@ -8,7 +8,7 @@ from linformer import LinformerSelfAttention
 from pydantic import Field
 from torch import nn
 
-from attnzoo.zoo.base import check_inputs
+from attnzoo.zoo.base import check_inputs, empty_batch
 from attnzoo.zoo.params import VariantParams
 from attnzoo.zoo.registry import Capabilities, register_variant
 
@@ -50,6 +50,8 @@ class LinformerAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(x, mask, self.dim, self.max_seq_len)
+        if not x.shape[0]:
+            return empty_batch(x, self)
         if mask is not None:
             x = x * mask[..., None].to(x.dtype)
         return self.inner(x)

@@ -15,7 +15,9 @@ from attnzoo.zoo.registry import Capabilities, register_variant
 
 
 class NystromParams(VariantParams):
-    num_landmarks: int = Field(64, ge=1, description="landmarks m (clamped to n for short inputs)")
+    num_landmarks: int = Field(
+        64, ge=1, description="landmarks m; m >= n computes exact softmax attention, as the authors' code does"
+    )
     pinv_iterations: int = Field(6, ge=1, description="Newton-Schulz iterations of the pseudo-inverse")
     conv_kernel: int = Field(
         0, ge=0, description="depthwise conv skip on V along the sequence (paper's LRA runs: 35); 0 = off"
@@ -88,6 +90,12 @@ class NystromAttention(ProjectedAttention):
             counts = keep.reshape(b, 1, m, seg, 1).sum(dim=3)
             return sums / counts.clamp_min(1), counts[..., 0] > 0
 
+        if self.num_landmarks >= n:  # every token its own landmark: exact softmax attention, as the authors' code
+            scores = q @ k.transpose(-1, -2)
+            if mask is not None:
+                scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+            return self._with_conv(scores.softmax(dim=-1) @ v, v, real).to(dtype)
+
         q_l, valid = landmarks(q)
         k_l, _ = landmarks(k)
         empty = ~valid[:, :, None, :]  # (B, 1, 1, m): landmarks of segments without real tokens
@@ -100,6 +108,7 @@ class NystromAttention(ProjectedAttention):
             scores_3 = scores_3.masked_fill(~mask[:, None, None, :], float("-inf"))
         kernel_3 = scores_3.softmax(dim=-1)
         out = (kernel_1 @ iterative_pinv(kernel_2, self.pinv_iterations)) @ (kernel_3 @ v)
-        if self.conv is not None:
-            out = out + self.conv(v * real[:, None, :, None].float())
-        return out.to(dtype)
+        return self._with_conv(out, v, real).to(dtype)
+
+    def _with_conv(self, out: torch.Tensor, v: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return out if self.conv is None else out + self.conv(v * real[:, None, :, None].float())

@@ -7,7 +7,7 @@ what is allowed, with a "did you mean" for misspelt names.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +29,8 @@ class SamplingParams(VariantParams):
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:  # a choice: list what may be chosen
+        return " | ".join(str(a) for a in get_args(annotation))
     text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("NoneType", "None")
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import hashlib
 import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, packages_distributions, version
 from typing import Any
 
 import torch
@@ -89,10 +91,17 @@ class Variant:
     deviations: tuple[str, ...] = ()
     availability: Callable[[], Availability] = lambda: AVAILABLE
     plugin: str | None = None  # distribution/entry point it came from, None for built-ins
+    origin: Any = None  # the class or function holding the variant's code (default: factory)
 
     @property
     def available(self) -> Availability:
         return self.availability()
+
+    @property
+    def code_version(self) -> str:
+        """The distribution and version that ship the variant's code, plus a hash of its source file, so that a
+        result measured with other code never passes for this one."""
+        return _code_version(self.origin or self.factory)
 
     def parameter_table(self) -> list[dict[str, str]]:
         return [describe_field(name, f) for name, f in self.params.model_fields.items()]
@@ -147,6 +156,22 @@ def register_variant(
         return factory
 
     return decorator
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return packages_distributions()
+
+
+@functools.cache
+def _code_version(obj: Any) -> str:
+    try:
+        source = open(inspect.getsourcefile(obj) or "", "rb").read()  # noqa: SIM115
+    except (TypeError, OSError):
+        source = b""
+    digest = hashlib.sha256(source).hexdigest()[:12]
+    dists = _distributions().get(obj.__module__.split(".")[0], [])
+    return f"{dists[0]}=={version(dists[0])}+{digest}" if dists else digest
 
 
 def unregister_variant(name: str) -> None:
@@ -205,6 +230,7 @@ def _adhoc_variant(name: str, cls: type[torch.nn.Module], plugin: str | None = N
         source=f"{cls.__module__}.{cls.__qualname__}",
         params=_passthrough_params(cls),
         plugin=plugin,
+        origin=cls,
     )
 
 
@@ -289,7 +315,9 @@ def create_attention(name: str, dim: int, heads: int, max_seq_len: int | None = 
         raise ParameterError(
             f"{spec.name}: dim ({dim!r}) must be a positive multiple of heads ({heads!r}), both integers"
         )
-    if spec.capabilities.needs_max_seq_len and not max_seq_len:
+    if max_seq_len is not None and (not isinstance(max_seq_len, int) or max_seq_len <= 0):
+        raise ParameterError(f"{spec.name}: max_seq_len must be a positive integer or None, got {max_seq_len!r}")
+    if spec.capabilities.needs_max_seq_len and max_seq_len is None:
         raise ParameterError(f"{spec.name}: needs max_seq_len at construction (its parameters depend on it)")
     validated = spec.validate_params(params)
     return spec.factory(dim=dim, heads=heads, max_seq_len=max_seq_len, **dict(validated))

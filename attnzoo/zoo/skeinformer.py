@@ -35,6 +35,9 @@ def _gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         "importance 0 and are never sampled, and the adaptive normaliser counts real keys only.",
         "Columns are drawn without replacement by the Gumbel-top-k trick, equivalent to sequential sampling "
         "proportional to importance.",
+        "Sample size d = min(sample_size, n) for the whole batch, so the layer is exact when sample_size >= the "
+        "real length (the authors' code uses min(sample_size, shortest real length in the batch - 1)).",
+        "Pilot rows are drawn independently per batch element and head (the authors' code shares one draw).",
     ),
 )
 class SkeinformerAttention(ProjectedAttention):

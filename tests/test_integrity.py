@@ -1,0 +1,238 @@
+"""Runs that cannot mix or lie: one suite and one environment per run directory, suites that fail early rather
+than cell by cell, interrupts that say how to resume, and plain classes next to the suite."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import attnzoo
+from attnzoo.harness.results import RunStore
+from attnzoo.harness.runner import RunDirError, run_suite
+from attnzoo.harness.suite import load_suite
+from tests.test_harness import TINY, problems, write_suite
+
+FAST = {
+    **TINY,
+    "variants": ["vanilla"],
+    "benchmarks": {"efficiency": {"metrics": ["flops"], "passes": ["forward"]}},
+}
+PLUGIN = '''
+import torch
+
+
+class Doubler(torch.nn.Module):
+    """Multiplies by FACTOR."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, mask=None):
+        return x * self.scale * FACTOR
+
+    def attend(self, q, k, v, mask=None):
+        return v
+
+
+FACTOR = {factor}
+'''
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "attnzoo.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def plugin_suite(tmp_path: Path, factor: int = 2) -> Path:
+    (tmp_path / "myattn.py").write_text(PLUGIN.format(factor=factor))
+    suite = {**FAST, "variants": ["myattn:Doubler", "vanilla"], "benchmarks": {"approximation": {"seeds": 1}}}
+    return write_suite(tmp_path, suite)
+
+
+def test_a_run_directory_refuses_another_run(tmp_path):
+    path = write_suite(tmp_path, FAST)
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path), path.read_text(), run_dir)
+    before = (run_dir / "results.jsonl").read_text()
+    other = write_suite(tmp_path, {**FAST, "layer": {"dim": 32, "heads": 2}}, "other.yaml")
+    with pytest.raises(RunDirError, match="already holds a run of suite 'tiny'.*--resume"):
+        run_suite(load_suite(other), other.read_text(), run_dir)
+    assert (run_dir / "results.jsonl").read_text() == before
+    assert yaml.safe_load((run_dir / "suite.yaml").read_text())["layer"] == FAST["layer"]
+
+    done = cli("run", str(other), "--resume", str(run_dir))  # a different suite cannot resume this run
+    assert done.returncode == 2 and "is not the suite" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_a_changed_environment_and_force_records_it(tmp_path):
+    path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path), path.read_text(), run_dir)
+    store = RunStore(run_dir)
+    # Pretend the run started on another machine and lost its last cell.
+    manifest = store.manifest()
+    store.write_manifest({**manifest, "device_name": "NVIDIA A100", "numerics": {"cpu_capability": "AVX512"}})
+    rows = store.rows()
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["seq_len"] == 32))
+    with pytest.raises(RunDirError) as err:
+        run_suite(load_suite(path), path.read_text(), run_dir, resume=True)
+    assert "device_name: 'NVIDIA A100' -> " in str(err.value) and "--force" in str(err.value)
+    run_suite(load_suite(path), path.read_text(), run_dir, resume=True, force=True)
+    new = [r for r in store.rows() if r["seq_len"] == 64]
+    assert new and all(r["env"]["device_name"] == manifest["device_name"] for r in new)  # measured here
+    assert "cpu_capability" in new[0]["env"]
+    assert store.manifest()["resumed"][0]["changes"][0].startswith("device_name")
+
+
+def test_changed_variant_code_is_not_reused(tmp_path):
+    path = plugin_suite(tmp_path, factor=2)
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path), path.read_text(), run_dir)
+    old_keys = {r["key"] for r in RunStore(run_dir).rows() if r["variant"] == "myattn:Doubler"}
+    (tmp_path / "myattn.py").write_text(PLUGIN.format(factor=3))
+    # A fresh process, as a user editing their plugin would start one.
+    done = cli("run", "--resume", str(run_dir), "--quiet")
+    assert done.returncode == 2 and "variants.myattn:Doubler" in done.stderr, done.stderr
+    done = cli("run", "--resume", str(run_dir), "--quiet", "--force")
+    assert done.returncode == 0, done.stderr
+    rows = RunStore(run_dir).rows()
+    keys = {r["key"] for r in rows if r["variant"] == "myattn:Doubler"}
+    assert keys and not keys & old_keys and len(rows) == len({(r["key"], r["input"]) for r in rows})
+    superseded = (run_dir / "superseded.jsonl").read_text().splitlines()
+    assert {json.loads(line)["key"] for line in superseded} == old_keys
+
+
+def test_validate_builds_every_setting_and_reports_everything_at_once(tmp_path):
+    path = write_suite(
+        tmp_path,
+        textwrap.dedent("""\
+        name: bad
+        variants:
+          - sdpa
+          - {name: s3attention, params: {r: 7}}
+          - {name: s3attention, params: {s2: 1000}}
+          - vanilla
+          - sdpa
+        layer: {dim: 64, heads: 2}
+        seq_lens: [64]
+        benchmarks:
+          efficiency: {metrics: [flops]}
+        """),
+    )
+    found = problems(path)
+    assert any(f"{path}:4: variants[1].params: s3attention: r=7 must divide dim=64" in p for p in found), found
+    assert any(f"{path}:5: variants[2].params: s3attention: s2=1000 exceeds the head width" in p for p in found)
+    assert any(f"{path}:7: variants[4]: label 'sdpa' is already used by variants[0]" in p for p in found)
+    half = write_suite(tmp_path, {**FAST, "layer": {"dim": 16, "heads": 2, "dtype": "float16"}}, "half.yaml")
+    found = problems(half)
+    assert "vanilla supports float32, bfloat16, not layer.dtype float16" in found[0]
+    skip = {**FAST, "layer": {"dtype": "float16"}, "execution": {"on_unavailable": "skip"}}
+    assert (
+        "none of them supports layer.device cpu with layer.dtype float16"
+        in problems(write_suite(tmp_path, skip, "skip.yaml"))[0]
+    )
+
+
+def test_binary_suite_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert "not a UTF-8 text file" in problems(path)[0]
+    path.write_bytes(b"name: x\x00")
+    assert "binary" in problems(path)[0]
+    done = cli("validate", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
+    suite = {**TINY, "seq_lens": [32, 48, 64, 96, 128, 192, 256, 384]}
+    suite["benchmarks"] = {"efficiency": {"metrics": ["time"], "passes": ["forward"], "min_run_time": 0.5}}
+    path = write_suite(tmp_path, suite)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attnzoo.cli", "run", str(path), "--out", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    store, deadline = RunStore(run_dir), time.time() + 60
+    while len(store.finished_keys()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"continue with: attnzoo run --resume {run_dir}" in " ".join(err.split())
+
+
+class Sleeper(attnzoo.zoo.base.ProjectedAttention):
+    def attend(self, q, k, v, mask=None):
+        time.sleep(30)
+        return v
+
+
+def test_a_timeout_skips_longer_lengths(tmp_path):
+    suite = {
+        **FAST,
+        "variants": ["tests.test_integrity:Sleeper"],
+        "seq_lens": [32, 64, 128],
+        "execution": {"timeout_s": 2, "threads": 1},
+    }
+    path = write_suite(tmp_path, suite)
+    rows = run_suite(load_suite(path), path.read_text(), tmp_path / "run").rows
+    assert {r["seq_len"]: r["status"] for r in rows} == {32: "timeout", 64: "skipped", 128: "skipped"}
+    assert "skipped after timeout at n=32" in rows[-1]["error"]
+
+
+def test_a_class_next_to_the_suite_runs_and_renders_without_it(tmp_path):
+    path = plugin_suite(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = cli("run", str(path), "--out", str(tmp_path / "run"), cwd=elsewhere)  # not on the path from here
+    assert done.returncode == 0, done.stderr
+    rows = RunStore(tmp_path / "run").rows()
+    doubler = [r for r in rows if r["variant"] == "myattn:Doubler"]
+    assert doubler[0]["status"] == "unsupported" and "cannot declare capabilities" in doubler[0]["error"]
+    (tmp_path / "myattn.py").unlink()  # the plugin is gone; its stored rows still render
+    done = cli("leaderboard", str(tmp_path / "run"), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert "myattn:Doubler" in (tmp_path / "run" / "leaderboard.md").read_text()
+
+
+def test_without_a_terminal_each_finished_cell_prints_a_line(tmp_path):
+    path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
+    done = cli("run", str(path), "--out", str(tmp_path / "run"))  # stderr is a pipe here
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert lines == [
+        "[1/2] tiny: efficiency vanilla n=32: ok" + lines[0].split(": ok")[1],
+        "[2/2] tiny: efficiency vanilla n=64: ok" + lines[1].split(": ok")[1],
+    ]
+
+
+def test_cli_list_fits_80_columns_and_has_json_and_version():
+    done = cli("list")
+    assert done.returncode == 0 and all(len(line) <= 80 for line in done.stdout.splitlines())
+    assert len(done.stdout.splitlines()) == len(attnzoo.list_variants()) + 1  # a header, one line each
+    listed = json.loads(cli("list", "--json").stdout)
+    assert {v["name"] for v in listed} >= {"s3attention", "sdpa"} and "capabilities" in listed[0]
+    nothing = cli("list", "nothing*")
+    assert nothing.returncode == 1 and "no variant matches 'nothing*'" in nothing.stderr
+    assert cli("--version").stdout.startswith("attnzoo ")
+    shown = cli("show", "s3attention").stdout
+    assert "available: available" not in shown and "available: yes" in shown and "relu | elu" in shown
+    types = {row["name"]: row["type"] for row in attnzoo.variant_info("s3attention").parameter_table()}
+    assert types["activation"] == "relu | elu | gelu"
+    assert "min(sample_size, n)" in " ".join(cli("show", "skeinformer").stdout.split())
+
+
+def test_max_seq_len_must_be_positive():
+    for bad in (0, -4):
+        with pytest.raises(attnzoo.zoo.ParameterError, match="max_seq_len must be a positive integer"):
+            attnzoo.create_attention("s3attention", 32, 2, max_seq_len=bad)
