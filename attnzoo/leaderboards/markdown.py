@@ -12,7 +12,7 @@ import pandas as pd
 STATUS_TEXT = {
     "oom": "OOM",
     "timeout": "timeout",
-    "skipped": "skipped (OOM below)",
+    "skipped": "skipped (OOM/timeout below)",
     "unsupported": "unsupported",
     "unavailable": "unavailable",
     "error": "error",
