@@ -141,11 +141,11 @@ def _suite_for_run(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
-    from attnzoo.harness.runner import run_suite
+    from attnzoo.harness.runner import progress_units, run_suite
 
     suite, text, run_dir = _suite_for_run(args)
-    total = len(plan(suite))
-    report = _progress(suite.name, total, args.quiet)
+    cells = plan(suite)
+    report = _progress(suite.name, progress_units(cells), len(cells), args.quiet)
     try:
         with report:
             summary = run_suite(
@@ -157,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_cell=report.finished,
                 on_start=report.started,
                 on_progress=report.training,
+                on_warning=lambda text: err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True),
             )
     except KeyboardInterrupt:
         from attnzoo.harness.results import RunStore
@@ -190,7 +191,7 @@ class _LineProgress:
     """Progress without a terminal (CI, nohup, a pipe): one line per finished cell, as it finishes."""
 
     def __init__(self, suite: str, total: int):
-        self.suite, self.total, self.count, self.start = suite, total, 0, 0.0
+        self.suite, self.total, self.count, self.start, self.repeated = suite, total, 0, 0.0, False
 
     def __enter__(self):
         return self
@@ -198,12 +199,15 @@ class _LineProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def started(self, cell) -> None:
+    def started(self, cell, what: str = "") -> None:
         self.start = time.monotonic()
+        self.repeated = bool(what)  # a cell measured in rounds: its time is spread over the run
 
-    def finished(self, cell, status: str) -> None:
+    def finished(self, cell, status: str, units: int = 1) -> None:
+        if status.startswith("repetition"):
+            return  # one line per finished cell, not per repetition
         self.count += 1
-        took = "" if status == "done earlier" else f" ({time.monotonic() - self.start:.1f} s)"
+        took = "" if status == "done earlier" or self.repeated else f" ({time.monotonic() - self.start:.1f} s)"
         line = f"[{self.count}/{self.total}] {self.suite}: {cell.describe()}: {status}{took}"
         print(line, file=sys.stderr, flush=True)
 
@@ -244,11 +248,12 @@ class _BarProgress:
     def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
 
-    def started(self, cell) -> None:
-        self.bar.update(self.task, description=f"{self.suite}: {escape(cell.describe())}")
+    def started(self, cell, what: str = "") -> None:
+        note = f" ({what})" if what else ""
+        self.bar.update(self.task, description=f"{self.suite}: {escape(cell.describe())}{note}")
 
-    def finished(self, cell, status: str) -> None:
-        self.bar.advance(self.task)
+    def finished(self, cell, status: str, units: int = 1) -> None:
+        self.bar.advance(self.task, units)
 
     def training(self, cell, message: dict) -> None:
         self.bar.update(
@@ -258,10 +263,10 @@ class _BarProgress:
         )
 
 
-def _progress(suite: str, total: int, quiet: bool):
+def _progress(suite: str, units: int, cells: int, quiet: bool):
     if not quiet and not err_console.is_terminal:
-        return _LineProgress(suite, total)
-    return _BarProgress(suite, total, quiet)
+        return _LineProgress(suite, cells)
+    return _BarProgress(suite, units, quiet)
 
 
 def _print_summary(rows: list[dict]) -> None:

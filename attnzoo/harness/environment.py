@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
 import platform
 import re
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -95,13 +97,31 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def load() -> dict:
-    """Load average and, where Linux reports it, the share of CPU time stolen by the hypervisor."""
+def _cpu_times() -> list[int] | None:
     try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return {}
-    return {"loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)], "cpu_count": os.cpu_count()}
+        return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def load(window_s: float = 0.5) -> dict:
+    """Load average and, sampled over window_s, the share of all cores busy with other work and (where Linux
+    reports it) the share stolen by the hypervisor."""
+    out: dict = {"cpu_count": os.cpu_count()}
+    with contextlib.suppress(OSError):
+        out["loadavg"] = [round(v, 2) for v in os.getloadavg()]
+    before = _cpu_times()
+    if before is None:
+        return out
+    time.sleep(window_s)
+    after = _cpu_times() or before
+    delta = [a - b for a, b in zip(after, before, strict=False)]
+    total = sum(delta) or 1
+    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
+    out["busy"] = round(1 - idle / total, 3)
+    if len(delta) > 7:
+        out["steal"] = round(delta[7] / total, 3)
+    return out
 
 
 def device_name(device: str) -> str:

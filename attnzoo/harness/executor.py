@@ -21,7 +21,12 @@ import torch
 from attnzoo.harness import accuracy, approximation, efficiency
 from attnzoo.harness.plan import Cell
 
-BENCHMARKS = {"efficiency": efficiency.run, "approximation": approximation.run, "accuracy": accuracy.run}
+JOBS = {
+    "efficiency": efficiency.run,
+    "approximation": approximation.run,
+    "accuracy": accuracy.run,
+    "probe": efficiency.calibrate_probe,
+}
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
 
 
@@ -38,7 +43,7 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MARKERS)
 
 
-def _work(cell: Cell, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
+def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this worker
     if cell.import_path and cell.import_path not in sys.path:
         sys.path.insert(0, cell.import_path)  # `module:Class` variants next to the suite
@@ -51,7 +56,7 @@ def _work(cell: Cell, memory_limit_bytes: int | None, workdir: str | None, conn)
         torch.set_num_threads(cell.threads)
     try:
         workpath = Path(workdir) if workdir else None
-        conn.send(Outcome("ok", BENCHMARKS[cell.benchmark](cell, workdir=workpath, progress=conn.send)))
+        conn.send(Outcome("ok", JOBS[job](cell, workdir=workpath, progress=conn.send, **options)))
     except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
         status = "oom" if _is_oom(err) else "error"
         conn.send(Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"))
@@ -66,12 +71,20 @@ class LocalExecutor:
         self.timeout_s, self.workdir = timeout_s, workdir
         self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.context = mp.get_context("forkserver")
-        self.context.set_forkserver_preload(["attnzoo.harness.executor"])
+        self.context.set_forkserver_preload(["attnzoo.harness.preload"])
 
-    def run(self, cell: Cell, on_progress: Callable[[dict], None] | None = None) -> Outcome:
-        """The cell's outcome; progress messages the worker sends on the way go to on_progress."""
+    def run(
+        self,
+        cell: Cell,
+        on_progress: Callable[[dict], None] | None = None,
+        job: str | None = None,
+        **options: object,
+    ) -> Outcome:
+        """The cell's outcome (or that of another job on the cell, e.g. "probe"), with keyword options for the
+        job; progress messages the worker sends on the way go to on_progress."""
         receive, send = self.context.Pipe(duplex=False)
-        worker = self.context.Process(target=_work, args=(cell, self.memory_limit, self.workdir, send), daemon=True)
+        args = (cell, job or cell.benchmark, options, self.memory_limit, self.workdir, send)
+        worker = self.context.Process(target=_work, args=args, daemon=True)
         worker.start()
         send.close()
         deadline = time.monotonic() + self.timeout_s

@@ -1,6 +1,9 @@
 """How each efficiency metric is measured (see DESIGN.md): one function per metric, on a zero-argument call.
 
-- time: torch.utils.benchmark.Timer.blocked_autorange with explicit num_threads, after warm-up; median and IQR.
+- time: torch.utils.benchmark.Timer.blocked_autorange with explicit num_threads, after warm-up; median and IQR
+  within the block, minor page faults per call, and a contention probe run before and after the block (a block
+  whose probe ran slower than calibrated is measured again). One block is one repetition; the runner repeats
+  it in fresh processes, interleaved with the other variants.
 - memory (CPU): peak of the running sum of the profiler's allocation/free events during one call, cross-checked
   by the process's peak RSS growth (VmHWM after resetting it through /proc/self/clear_refs).
 - memory (CUDA): torch.cuda.max_memory_allocated after reset_peak_memory_stats, above the memory in use before.
@@ -9,9 +12,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import re
+import resource
+import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,7 +28,16 @@ from torch.utils.benchmark import Timer
 
 from attnzoo.harness.flops import count_flops
 
-__all__ = ["Timing", "count_flops", "layer_call", "peak_memory", "peak_rss_growth", "time_call"]
+__all__ = [
+    "Probe",
+    "Timing",
+    "count_flops",
+    "keep_freed_memory",
+    "layer_call",
+    "peak_memory",
+    "peak_rss_growth",
+    "time_call",
+]
 
 
 @dataclass(frozen=True)
@@ -28,12 +45,16 @@ class Timing:
     median_s: float
     iqr_s: float
     runs: int
+    faults_per_call: float = 0.0  # minor page faults per call: memory the kernel had to hand (back) in
+    probe_ratios: list[float] = field(default_factory=list)  # probe time / calibrated, per attempt (worst side)
+    contended: bool = False  # no attempt had a clean probe
 
 
 def layer_call(
     layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None, backward: bool
 ) -> Callable[[], None]:
-    """The measured unit: a forward pass, or a forward pass and backward through every parameter."""
+    """The measured unit: a forward pass, or the step a layer costs inside a network: forward, then backward
+    through every parameter and to the input (every layer but the first receives an input gradient)."""
     if not backward:
 
         def forward() -> None:
@@ -42,20 +63,101 @@ def layer_call(
 
         return forward
 
+    x = x.detach().requires_grad_(True)
+
     def forward_backward() -> None:
         layer.zero_grad(set_to_none=True)
+        x.grad = None
         layer(x, mask=mask).sum().backward()
 
     return forward_backward
 
 
-def time_call(fn: Callable[[], None], threads: int, min_run_time: float = 1.0, warmup: int = 2) -> Timing:
-    for _ in range(warmup):
-        fn()
-    measurement = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).blocked_autorange(
-        min_run_time=min_run_time
-    )
-    return Timing(measurement.median, measurement.iqr, len(measurement.times))
+class Probe:
+    """A small fixed workload (400 multiplications of 128 x 128 matrices on the cell's threads, ~10-20 ms on a
+    CPU core) timed before and after each timed block. Multi-threaded kernels stall at every barrier when
+    another process takes a core; the probe stalls the same way, so a probe slower than calibrated on an idle
+    machine marks the block as measured under contention."""
+
+    def __init__(self, calibrated_s: float | None = None, margin: float = 0.3):
+        self.calibrated_s, self.margin = calibrated_s, margin
+        self.a, self.b = torch.randn(128, 128), torch.randn(128, 128)
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        for _ in range(400):
+            torch.mm(self.a, self.b)
+        return time.perf_counter() - start
+
+    def calibrate(self, runs: int = 15) -> float:
+        self()
+        return statistics.median(self() for _ in range(runs))
+
+    def ratio(self) -> float:
+        """Probe time over the calibrated time (1.0 without a calibration)."""
+        return self() / self.calibrated_s if self.calibrated_s else 1.0
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _blocks(timer: Timer, min_run_time: float) -> tuple[list[float], int]:
+    """Seconds per call of timed blocks filling about min_run_time, and how many calls that took. Each
+    `Timer.timeit` block warms up itself; the first block (one call) doubles as the size estimate, and is the
+    measurement when one call already takes half of min_run_time."""
+    first = timer.timeit(1).median
+    if first >= min_run_time / 2:
+        return [first], 3
+    number = max(1, int(min_run_time / 10 / first))  # about ten blocks
+    times, calls = [], 3
+    deadline = time.perf_counter() + min_run_time
+    while time.perf_counter() < deadline or len(times) < 3:
+        times.append(timer.timeit(number).median)
+        calls += number + max(number // 100, 2)
+    return times, calls
+
+
+def time_call(
+    fn: Callable[[], None],
+    threads: int,
+    min_run_time: float = 1.0,
+    probe: Probe | None = None,
+    retries: int = 2,
+) -> Timing:
+    """One repetition: timed blocks of fn (torch.utils.benchmark.Timer, num_threads explicit), retried up to
+    `retries` times while the probe says another process was taking CPU; the last attempt is kept, marked
+    contended if none was clean."""
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    probe = probe or Probe()
+    ratios = []
+    for _ in range(retries + 1):
+        before = probe.ratio()
+        faults = _minor_faults()
+        times, calls = _blocks(timer, min_run_time)
+        faults = (_minor_faults() - faults) / calls
+        ratios.append(round(max(before, probe.ratio()), 3))
+        if ratios[-1] <= 1 + probe.margin:
+            break
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3
+    return Timing(median, q3 - q1, len(times), faults, ratios, ratios[-1] > 1 + probe.margin)
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory in the process instead of handing it back to the kernel after each call,
+    so that timings measure compute, not the kernel zeroing pages again (PyTorch's CPU performance guide makes
+    the same point about allocators). Blocks up to glibc's 32 MiB mmap ceiling come from the retained heap;
+    larger ones are still mapped per call. False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
 
 
 def peak_memory(fn: Callable[[], None], device: torch.device) -> int:

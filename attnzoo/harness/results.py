@@ -13,6 +13,7 @@ SUITE_FILE, MANIFEST_FILE, RESULTS_FILE, LEADERBOARD_FILE = (
     "leaderboard.md",
 )
 SUPERSEDED_FILE = "superseded.jsonl"  # rows of cells a forced resume measured again with other code
+REPETITIONS_FILE = "repetitions.jsonl"  # each finished repetition of a time cell, until the cell is complete
 RESULT_STATUSES = ("ok", "oom", "timeout", "unsupported", "unavailable", "skipped")  # "error" is the other one
 
 
@@ -55,30 +56,51 @@ class RunStore:
 
     def rows(self) -> list[dict]:
         """Every complete row; a line cut short by a kill mid-write is ignored (its cell runs again)."""
-        if not self.results.exists():
-            return []
-        rows = []
-        for line in self.results.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
+        return _read_jsonl(self.results)
+
+    def repetitions(self) -> dict[str, dict[int, dict]]:
+        """cell key -> repetition -> {"status", "error", "rows"} of time cells not yet complete."""
+        found: dict[str, dict[int, dict]] = {}
+        for record in _read_jsonl(self.dir / REPETITIONS_FILE):
+            found.setdefault(record["key"], {})[record["repetition"]] = record
+        return found
+
+    def append_repetition(self, key: str, repetition: int, status: str, error: str, rows: list[dict]) -> None:
+        record = {"key": key, "repetition": repetition, "status": status, "error": error, "rows": rows}
+        _append_lines(self.dir / REPETITIONS_FILE, [record])
 
     def finished_keys(self) -> set[str]:
         return {row["key"] for row in self.rows()}
 
     def append(self, rows: list[dict]) -> None:
         """All rows of one cell in one write, flushed to disk before the next cell starts."""
-        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
-        with self.results.open("a") as f:
-            if f.tell() and not self._ends_with_newline():
-                text = "\n" + text  # a previous run was killed mid-line: keep that fragment on its own line
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        _append_lines(self.results, rows)
 
-    def _ends_with_newline(self) -> bool:
-        with self.results.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _append_lines(path: Path, records: list[dict]) -> None:
+    """Records as JSON lines in one write, fsynced; a line a killed writer left unfinished stays on its own."""
+    text = "".join(json.dumps(r, default=str) + "\n" for r in records)
+    with path.open("a") as f:
+        if f.tell() and not _ends_with_newline(path):
+            text = "\n" + text
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from attnzoo.harness.environment import changes, manifest, row_environment
+from attnzoo.harness.environment import changes, load, manifest, row_environment
 from attnzoo.harness.executor import LocalExecutor, Outcome
 from attnzoo.harness.plan import Cell, plan
 from attnzoo.harness.results import LEADERBOARD_FILE, RunStore
@@ -125,20 +127,36 @@ def _open_store(suite: Suite, suite_text: str, run_dir: Path, resume: bool, forc
     return store
 
 
+Hook = Callable[..., None]
+BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
+
+
+def progress_units(cells: list[Cell]) -> int:
+    """Worker runs a suite takes: one per cell, and one per repetition for time cells."""
+    return sum(
+        c.config["repetitions"] if c.benchmark == "efficiency" and "time" in c.config["metrics"] else 1 for c in cells
+    )
+
+
 def run_suite(
     suite: Suite,
     suite_text: str,
     run_dir: Path,
     resume: bool = False,
     force: bool = False,
-    on_cell: Callable[[Cell, str], None] | None = None,
-    on_start: Callable[[Cell], None] | None = None,
-    on_progress: Callable[[Cell, dict], None] | None = None,
+    on_cell: Hook | None = None,
+    on_start: Hook | None = None,
+    on_progress: Hook | None = None,
+    on_warning: Hook | None = None,
+    probe_s: float | None = None,
 ) -> RunSummary:
     """Run every planned cell not already finished in run_dir; rows are appended as each cell finishes.
 
     A new run refuses a directory that holds one; a resumed run refuses a changed environment or variant code
-    unless forced, and then moves rows measured with other code to superseded.jsonl before measuring again."""
+    unless forced, and then moves rows measured with other code to superseded.jsonl before measuring again.
+    Hooks: on_start(cell, what), on_cell(cell, status, units) after each worker (units of progress made),
+    on_progress(cell, message) while a cell trains, on_warning(text) before the run. probe_s overrides the
+    contention probe's calibration."""
     if problems := runtime_problems(suite):
         raise SuiteError(problems)
     threads = suite.execution.threads or os.cpu_count() or 1
@@ -148,41 +166,150 @@ def run_suite(
         "suite": suite.name,
         "suite_dir": suite.import_dir,
         "variants": {c.variant: c.code for c in cells},
+        "load_start": load(),
     }
+    busy = full["load_start"].get("busy", 0)
+    if on_warning and busy > BUSY and any(c.benchmark == "efficiency" for c in cells):
+        on_warning(
+            f"the machine is busy: {busy:.0%} of its CPU time went to other work just now; timings taken "
+            "under contention will be marked, but an idle machine gives the numbers worth publishing"
+        )
     store = _open_store(suite, suite_text, Path(run_dir), resume, force, full)
-    env = row_environment(full)
     store.supersede({c.key for c in cells})
-    earlier = store.rows()
-    done = {row["key"] for row in earlier}
-    # Resumed runs remember where each chain ran out of memory or time.
-    stopped = {row["key"]: row["status"] for row in earlier if row["status"] in ("oom", "timeout")}
-    stopped_at: dict[str, tuple[int, str]] = {}
+    run = _Run(suite, cells, store, row_environment(full), on_cell, on_start, on_progress)
+    timed = [c for c in cells if c.benchmark == "efficiency"]
+    if timed:
+        run.timed(timed, probe_s)
     for cell in cells:
-        if cell.key in stopped and cell.chain not in stopped_at:
-            stopped_at[cell.chain] = (cell.seq_len, stopped[cell.key])
-
-    executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(run_dir))
-    skipped_as_done = 0
-    for cell in cells:
-        if cell.key in done:
-            skipped_as_done += 1
-            if on_cell:
-                on_cell(cell, "done earlier")
-            continue
-        if on_start:
-            on_start(cell)
-        outcome = _pre_check(cell, suite)
-        if outcome is None and cell.chain in stopped_at and cell.seq_len > stopped_at[cell.chain][0]:
-            n, status = stopped_at[cell.chain]
-            outcome = Outcome("skipped", [], f"skipped after {'OOM' if status == 'oom' else status} at n={n}")
-        if outcome is None:
-            outcome = executor.run(cell, functools.partial(on_progress, cell) if on_progress else None)
-        if outcome.status in ("oom", "timeout") and cell.chain not in stopped_at:
-            stopped_at[cell.chain] = (cell.seq_len, outcome.status)
-        store.append(_rows(cell, outcome, env))
-        if on_cell:
-            on_cell(cell, outcome.status)
-
+        if cell.benchmark != "efficiency":
+            run.once(cell)
+    if not resume or run.measured:
+        store.write_manifest({**store.manifest(), "load_end": load()})
     rows = store.rows()
     (run_dir / LEADERBOARD_FILE).write_text(render(rows, store.manifest(), suite))
-    return RunSummary(run_dir, len(cells), skipped_as_done, rows)
+    return RunSummary(run_dir, len(cells), run.skipped_as_done, rows)
+
+
+class _Run:
+    """The state of one run: what is done, where chains stopped, the executor, and the progress hooks."""
+
+    def __init__(self, suite: Suite, cells: list[Cell], store: RunStore, env: dict, on_cell, on_start, on_progress):
+        self.suite, self.store, self.env = suite, store, env
+        self.on_cell, self.on_start, self.on_progress = on_cell, on_start, on_progress
+        self.executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(store.dir))
+        earlier = store.rows()
+        self.done = {row["key"] for row in earlier}
+        self.skipped_as_done = self.measured = 0
+        # Resumed runs remember where each chain ran out of memory or time (cells are in order of length).
+        stopped = {row["key"]: row["status"] for row in earlier if row["status"] in ("oom", "timeout")}
+        self.stopped_at: dict[str, tuple[int, str]] = {}
+        for cell in cells:
+            if cell.key in stopped:
+                self.stopped_at.setdefault(cell.chain, (cell.seq_len, stopped[cell.key]))
+
+    def _emit(self, hook, *args) -> None:
+        if hook:
+            hook(*args)
+
+    def attempt(self, cell: Cell, what: str = "", **options) -> Outcome:
+        """The outcome of one worker on the cell, or of the checks that make a worker pointless."""
+        self._emit(self.on_start, cell, what)
+        outcome = _pre_check(cell, self.suite)
+        stop = self.stopped_at.get(cell.chain)
+        if outcome is None and stop and cell.seq_len > stop[0]:
+            outcome = Outcome("skipped", [], f"skipped after {'OOM' if stop[1] == 'oom' else stop[1]} at n={stop[0]}")
+        if outcome is None:
+            progress = functools.partial(self.on_progress, cell) if self.on_progress else None
+            outcome = self.executor.run(cell, progress, **options)
+            self.measured += 1
+        if outcome.status in ("oom", "timeout") and not stop:
+            self.stopped_at[cell.chain] = (cell.seq_len, outcome.status)
+        return outcome
+
+    def finish(self, cell: Cell, outcome: Outcome, units: int = 1) -> None:
+        self.store.append(_rows(cell, outcome, self.env))
+        self.done.add(cell.key)
+        self._emit(self.on_cell, cell, outcome.status, units)
+
+    def once(self, cell: Cell) -> None:
+        if cell.key in self.done:
+            self.skipped_as_done += 1
+            self._emit(self.on_cell, cell, "done earlier", 1)
+            return
+        self.finish(cell, self.attempt(cell))
+
+    def timed(self, cells: list[Cell], probe_s: float | None) -> None:
+        """Efficiency cells in rounds: every round visits each length in turn and, at each, the variants in a
+        shuffled order, one fresh worker per cell; each repetition is saved as it finishes, and a cell's rows
+        are written once its last repetition is in (see aggregate_repetitions)."""
+        reps = cells[0].config["repetitions"] if "time" in cells[0].config["metrics"] else 1
+        for cell in (c for c in cells if c.key in self.done):
+            self.skipped_as_done += 1
+            self._emit(self.on_cell, cell, "done earlier", reps)
+        pending = [c for c in cells if c.key not in self.done]
+        if not pending:
+            return
+        partial = self.store.repetitions()
+        if reps > 1 and probe_s is None:
+            probe_s = self._calibrate(pending[0])
+        for rep in range(reps):
+            for n in sorted({c.seq_len for c in pending}):
+                group = [c for c in pending if c.seq_len == n and c.key not in self.done]
+                random.Random(f"{rep}/{n}").shuffle(group)  # reproducible, so a resumed run keeps the order
+                for cell in group:
+                    saved = partial.setdefault(cell.key, {})
+                    if rep not in saved:
+                        outcome = self.attempt(cell, f"repetition {rep + 1}/{reps}", repetition=rep, probe_s=probe_s)
+                        if outcome.status != "ok" and not saved:  # nothing measured: the cell's result is this
+                            self.finish(cell, outcome, reps - rep)
+                            continue
+                        self.store.append_repetition(cell.key, rep, outcome.status, outcome.error, outcome.rows)
+                        saved[rep] = {"status": outcome.status, "error": outcome.error, "rows": outcome.rows}
+                    if rep == reps - 1:
+                        self.finish(cell, Outcome("ok", aggregate_repetitions(saved)))
+                    else:
+                        self._emit(self.on_cell, cell, f"repetition {rep + 1}/{reps}", 1)
+
+    def _calibrate(self, cell: Cell) -> float | None:
+        """The contention probe's time on this machine, now, with the suite's threads; kept in the manifest."""
+        outcome = self.executor.run(cell, job="probe")
+        if outcome.status != "ok":
+            return None
+        probe_s = outcome.rows[0]["value"]
+        manifest_ = self.store.manifest()
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        calibrations = manifest_.get("probe_calibrations", []) + [{"date": now, "probe_s": probe_s}]
+        self.store.write_manifest({**manifest_, "probe_calibrations": calibrations})
+        return probe_s
+
+
+def aggregate_repetitions(saved: dict[int, dict]) -> list[dict]:
+    """One row per (metric, pass) from a cell's repetitions. Time: the median over repetitions whose probe was
+    clean (over all of them, marked contended, when none was), every repetition's value kept with its round so
+    that speed-ups can be paired round by round. FLOPs and memory: the first repetition's."""
+    reps = sorted(saved)
+    first = saved[reps[0]]["rows"]
+    rows = [r for r in first if r["metric"] != "time"]
+    failed = {str(rep): saved[rep]["error"].splitlines()[0] for rep in reps if saved[rep]["status"] != "ok"}
+    for row in (r for r in first if r["metric"] == "time"):
+        blocks = [
+            (rep, m)
+            for rep in reps
+            for m in saved[rep]["rows"]
+            if m["metric"] == "time" and m["pass_"] == row["pass_"] and saved[rep]["status"] == "ok"
+        ]
+        clean = [(rep, m) for rep, m in blocks if not m["extra"]["contended"]]
+        used = clean or blocks
+        extra = {
+            "repetitions": [m["value"] for _, m in blocks],
+            "rounds": [rep for rep, _ in blocks],
+            "clean": [not m["extra"]["contended"] for _, m in blocks],
+            "block_iqr_s": [m["extra"]["iqr_s"] for _, m in blocks],
+            "probe_ratios": [m["extra"]["probe_ratios"] for _, m in blocks],
+            "faults_per_call": statistics.median(m["extra"]["faults_per_call"] for _, m in used),
+            "contended": not clean,
+            "failed_repetitions": failed,
+        }
+        value = statistics.median(m["value"] for _, m in used)
+        rows.append(dict(metric="time", pass_=row["pass_"], value=value, unit="s", extra=extra))
+    return rows

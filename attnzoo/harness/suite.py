@@ -83,7 +83,18 @@ class Layer(_Closed):
 class Efficiency(_Closed):
     metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
     passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
-    min_run_time: float = Field(0.5, gt=0, description="seconds of timed runs per measurement")
+    repetitions: int = Field(
+        5, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
+    )
+    min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
+    baseline: str = Field("sdpa", description="label whose time every speed-up is paired against, round by round")
+    allocator: Literal["retain", "system"] = Field(
+        "retain", description="retain: workers keep freed memory (glibc mallopt); system: the allocator's defaults"
+    )
+    contention_margin: float = Field(
+        0.3, gt=0, description="a block whose probe ran this much slower than calibrated is contended"
+    )
+    contention_retries: int = Field(2, ge=0, description="times a contended block is measured again")
 
 
 class Approximation(_Closed):

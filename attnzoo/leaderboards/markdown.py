@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from attnzoo.leaderboards import timing
+from attnzoo.stats import loglog_slope
 
 STATUS_TEXT = {
     "oom": "OOM",
@@ -18,14 +20,6 @@ STATUS_TEXT = {
     "error": "error",
 }
 PASS_TITLE = {"forward": "forward", "forward_backward": "forward+backward"}
-
-
-def loglog_slope(ns: pd.Series, values: pd.Series) -> float | None:
-    """Least-squares slope of log(value) against log(n): 1 is linear, 2 quadratic."""
-    keep = values > 0
-    if keep.sum() < 2:
-        return None
-    return float(np.polyfit(np.log(ns[keep].astype(float)), np.log(values[keep].astype(float)), 1)[0])
 
 
 def _cell_text(group: pd.DataFrame, fmt: Callable[[float], str]) -> str:
@@ -41,23 +35,10 @@ def _table(df: pd.DataFrame, fmt: Callable[[float], str], slope: bool) -> str:
         cells = [_cell_text(group[group["seq_len"] == n], fmt) if (group["seq_len"] == n).any() else "" for n in ns]
         if slope:
             ok = group[group["status"] == "ok"]
-            s = loglog_slope(ok["seq_len"], ok["value"])
+            s = loglog_slope(list(ok["seq_len"]), list(ok["value"]))
             cells.append("" if s is None else f"{s:.2f}")
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
-
-
-def _speedup(df: pd.DataFrame, baseline: str) -> str | None:
-    ok = df[df["status"] == "ok"]
-    base = ok[ok["label"] == baseline].set_index("seq_len")["value"]
-    if base.empty:
-        return None
-    ratios = df.copy()
-    ratios["value"] = [
-        base.get(n, math.nan) / v if s == "ok" and v else math.nan
-        for n, v, s in zip(df["seq_len"], df["value"], df["status"], strict=True)
-    ]
-    return _table(ratios, lambda r: "" if math.isnan(r) else f"{r:.2f}x", slope=False)
 
 
 def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
@@ -70,10 +51,11 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
     title = manifest.get("suite") or (suite.name if suite is not None else (df["suite"].iloc[0] if len(df) else "run"))
     device = manifest.get("device", "cpu")
     kind = "CPU results" if device.startswith("cpu") else "GPU results"
+    threads = manifest.get("threads")
     out = [
         f"# attnzoo leaderboard: {title}",
         "",
-        f"**{kind}.** Measured on {manifest.get('device_name')} with {manifest.get('threads')} threads, "
+        f"**{kind}.** Measured on {manifest.get('device_name')} with {threads} thread{'s' * (threads != 1)}, "
         f"torch {manifest.get('torch')}, {manifest.get('date')}, attnzoo git {manifest.get('git')}.",
     ]
     if suite is not None:
@@ -82,8 +64,20 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         return "\n".join(out + ["", "No results."]) + "\n"
 
     eff = df[df["benchmark"] == "efficiency"]
+    baseline = suite.benchmarks.efficiency.baseline if suite is not None and suite.benchmarks.efficiency else "sdpa"
+    coverage = None
+    for pass_name, title_pass in PASS_TITLE.items():
+        part = _metric_rows(eff, "time", pass_name)
+        if part.empty:
+            continue
+        out += ["", f"## Time (ms), {title_pass}", "", timing.time_table(part, STATUS_TEXT)]
+        speedups = timing.speedup_table(part, baseline, STATUS_TEXT)
+        if speedups:
+            out += ["", f"### Speed-up over {baseline}, {title_pass} (> 1: faster)", "", speedups[0]]
+            coverage = min(coverage or 1.0, speedups[1])
+    if not _metric_rows(eff, "time", "forward").empty or not _metric_rows(eff, "time", "forward_backward").empty:
+        out += ["", timing.legend(coverage)]
     sections = [
-        ("time", "Time (ms, median of torch.utils.benchmark runs)", lambda v: f"{v * 1e3:.2f}"),
         ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
         ("flops", "FLOPs (GFLOP, FlopCounterMode)", lambda v: f"{v / 1e9:.3f}"),
     ]
@@ -93,12 +87,8 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
             if part.empty:
                 continue
             out += ["", f"## {heading}, {title_pass}", "", _table(part, fmt, slope=True)]
-            if metric == "time" and "sdpa" in set(part["label"]):
-                speedup = _speedup(part, "sdpa")
-                if speedup:
-                    out += ["", f"### Speed-up over sdpa, {title_pass}", "", speedup]
     if not eff.empty:
-        out += ["", "Slope: least-squares slope of log(value) on log(n) over the lengths that ran (1 = linear)."]
+        out += ["", "Memory and FLOP slopes: least-squares slope of log(value) on log(n) (1 = linear)."]
 
     approx = df[df["benchmark"] == "approximation"]
     if not approx.empty:
