@@ -28,7 +28,12 @@ TINY = {
     "layer": {"dim": 16, "heads": 2},
     "seq_lens": [32, 64],
     "benchmarks": {
-        "efficiency": {"metrics": ["time", "memory", "flops"], "passes": ["forward"], "min_run_time": 0.02},
+        "efficiency": {
+            "metrics": ["time", "memory", "flops"],
+            "passes": ["forward"],
+            "repetitions": 2,
+            "min_run_time": 0.02,
+        },
         "approximation": {"inputs": ["gaussian", "text"], "seeds": 1},
     },
     "execution": {"timeout_s": 60, "threads": 1},
@@ -150,7 +155,9 @@ def test_crashes_and_timeouts_are_recorded_and_the_run_goes_on(tmp_path):
             "vanilla",
         ],
         "seq_lens": [2048],
-        "benchmarks": {"efficiency": {"metrics": ["time"], "passes": ["forward_backward"], "min_run_time": 30}},
+        "benchmarks": {
+            "efficiency": {"metrics": ["time"], "passes": ["forward_backward"], "repetitions": 1, "min_run_time": 30}
+        },
         "execution": {"timeout_s": 3, "threads": 1},
     }
     rows, _ = run(tmp_path, suite)
@@ -191,7 +198,9 @@ def test_resume_after_kill_redoes_nothing_finished(tmp_path):
     suite = {
         **TINY,
         "seq_lens": [32, 48, 64, 96, 128, 192],
-        "benchmarks": {"efficiency": {"metrics": ["time"], "passes": ["forward"], "min_run_time": 0.3}},
+        "benchmarks": {
+            "efficiency": {"metrics": ["time"], "passes": ["forward"], "repetitions": 1, "min_run_time": 0.3}
+        },
     }
     path = write_suite(tmp_path, suite)
     run_dir = tmp_path / "run"

@@ -152,7 +152,9 @@ def test_binary_suite_file_is_a_clear_error(tmp_path):
 
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     suite = {**TINY, "seq_lens": [32, 48, 64, 96, 128, 192, 256, 384]}
-    suite["benchmarks"] = {"efficiency": {"metrics": ["time"], "passes": ["forward"], "min_run_time": 0.5}}
+    suite["benchmarks"] = {
+        "efficiency": {"metrics": ["time"], "passes": ["forward"], "repetitions": 1, "min_run_time": 0.5}
+    }
     path = write_suite(tmp_path, suite)
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

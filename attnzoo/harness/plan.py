@@ -41,12 +41,21 @@ class Cell:
         return f"{self.benchmark} {self.label} n={self.seq_len}"
 
 
+def threads_for(suite: Suite, benchmark: str, all_cores: int | None) -> int | None:
+    """The suite's threads, else: timing on the CPU with one thread (a busy neighbour core stalls every
+    multi-threaded kernel at its barriers, and small kernels far more than fused ones), everything else on
+    all cores."""
+    if suite.execution.threads:
+        return suite.execution.threads
+    return 1 if benchmark == "efficiency" and suite.layer.device == "cpu" else all_cores
+
+
 def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
     """Cells in execution order: per benchmark, per variant setting, increasing seq_len."""
     cells = []
     for benchmark, config in suite.benchmarks.enabled().items():
         if benchmark == "accuracy":
-            cells += _accuracy_cells(suite, config, suite.execution.threads or default_threads)
+            cells += _accuracy_cells(suite, config, threads_for(suite, benchmark, default_threads))
             continue
         for entry, setting, label in _settings(suite):
             for n in suite.seq_lens:
@@ -60,7 +69,7 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
                         benchmark=benchmark,
                         config=config.model_dump(),
                         layer=suite.layer.model_dump(),
-                        threads=suite.execution.threads or default_threads,
+                        threads=threads_for(suite, benchmark, default_threads),
                         code=variant_info(entry.name).code_version,
                         chain=f"{benchmark}/{label}",
                         import_path=suite.import_dir,

@@ -21,6 +21,9 @@ from attnzoo.harness.suite import Suite, SuiteError, runtime_problems
 from attnzoo.leaderboards.markdown import render
 from attnzoo.zoo import variant_info
 
+Hook = Callable[..., None]
+BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
+
 
 class RunDirError(Exception):
     """A run directory that cannot take this run (another suite, or a changed environment on resume)."""
@@ -99,7 +102,7 @@ def _rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
     return rows
 
 
-def _open_store(suite: Suite, suite_text: str, run_dir: Path, resume: bool, force: bool, env: dict) -> RunStore:
+def _open_store(suite_text: str, run_dir: Path, resume: bool, force: bool, env: dict) -> RunStore:
     """The run directory, created for a new run or checked for a resumed one: one suite, one environment."""
     store = RunStore(run_dir)
     if not resume:
@@ -125,10 +128,6 @@ def _open_store(suite: Suite, suite_text: str, run_dir: Path, resume: bool, forc
         resumes = before.get("resumed", []) + [{"date": env["date"], "changes": changed}]
         store.write_manifest({**before, "resumed": resumes})
     return store
-
-
-Hook = Callable[..., None]
-BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
 
 
 def progress_units(cells: list[Cell]) -> int:
@@ -159,10 +158,12 @@ def run_suite(
     contention probe's calibration."""
     if problems := runtime_problems(suite):
         raise SuiteError(problems)
-    threads = suite.execution.threads or os.cpu_count() or 1
-    cells = plan(suite, threads)
+    cells = plan(suite, os.cpu_count() or 1)
+    threads = {c.benchmark: c.threads for c in cells}
     full = {
-        **manifest(suite.layer.device, threads),
+        **manifest(suite.layer.device, threads.get("efficiency") or next(iter(threads.values()))),
+        "threads_by_benchmark": threads,
+        "allocator": suite.benchmarks.efficiency.allocator if suite.benchmarks.efficiency else None,
         "suite": suite.name,
         "suite_dir": suite.import_dir,
         "variants": {c.variant: c.code for c in cells},
@@ -174,7 +175,7 @@ def run_suite(
             f"the machine is busy: {busy:.0%} of its CPU time went to other work just now; timings taken "
             "under contention will be marked, but an idle machine gives the numbers worth publishing"
         )
-    store = _open_store(suite, suite_text, Path(run_dir), resume, force, full)
+    store = _open_store(suite_text, Path(run_dir), resume, force, full)
     store.supersede({c.key for c in cells})
     run = _Run(suite, cells, store, row_environment(full), on_cell, on_start, on_progress)
     timed = [c for c in cells if c.benchmark == "efficiency"]

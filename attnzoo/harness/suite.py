@@ -84,7 +84,7 @@ class Efficiency(_Closed):
     metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
     passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
     repetitions: int = Field(
-        5, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
+        9, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
     )
     min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
     baseline: str = Field("sdpa", description="label whose time every speed-up is paired against, round by round")
@@ -130,7 +130,9 @@ class Benchmarks(_Closed):
 class Execution(_Closed):
     timeout_s: float = Field(600, gt=0, description="wall-clock limit per cell")
     memory_limit_gb: float | None = Field(None, gt=0, description="address-space cap per worker process")
-    threads: int | None = Field(None, ge=1, description="torch threads per cell; default: all cores")
+    threads: int | None = Field(
+        None, ge=1, description="torch threads per cell; default: 1 for CPU timing, all cores for the rest"
+    )
     on_unavailable: Literal["error", "skip"] = "error"
 
 

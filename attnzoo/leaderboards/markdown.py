@@ -46,8 +46,10 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
     if len(df):  # one row per measurement: the latest, should stored rows repeat a cell
         identity = ["label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input"]
         df = df.drop_duplicates([c for c in identity if c in df], keep="last").reset_index(drop=True)
-    if len(df):  # tables list variants in the suite's order
-        df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(df["label"])))
+    if len(df):  # tables list variants in the suite's order (rows arrive interleaved)
+        order = [entry.label_for(s) for entry in suite.variants for s in entry.settings()] if suite is not None else []
+        order += [label for label in dict.fromkeys(df["label"]) if label not in order]
+        df["label"] = pd.Categorical(df["label"], categories=order)
     title = manifest.get("suite") or (suite.name if suite is not None else (df["suite"].iloc[0] if len(df) else "run"))
     device = manifest.get("device", "cpu")
     kind = "CPU results" if device.startswith("cpu") else "GPU results"
