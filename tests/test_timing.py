@@ -72,6 +72,7 @@ def test_time_cells_carry_their_spread_and_flags():
     assert timing.time_text(pd.Series(time_row("a", 64, [0.009, 0.012, 0.008, 0.011, 0.010]))) == "10 ±20%†"
     assert timing.time_text(pd.Series(time_row("a", 64, [0.010, 0.020, 0.005, 0.015, 0.010]))).endswith("‡")
     assert timing.time_text(pd.Series(time_row("a", 64, [0.01] * 5, contended=True))) == "10 *contended*"
+    assert timing.time_text(pd.Series(time_row("a", 64, [0.01]))) == "10 (once)"
 
 
 def test_speedups_are_paired_by_round_with_an_interval():

@@ -13,7 +13,8 @@ NOISY, UNRELIABLE = 0.10, 0.25  # IQR/median over repetitions: marked above the 
 
 LEGEND = (
     "Time: median over repetitions, each in a fresh worker process with the variants' order shuffled in every "
-    "round; ±: IQR/median over the repetitions; † above 10%, ‡ above 25% (unreliable). *contended*: the "
+    "round; ±: IQR/median over the repetitions; † above 10%, ‡ above 25% (unreliable); (once): a single "
+    "repetition, spread unknown. *contended*: the "
     "contention probe never ran clean around the cell's blocks, so another process was taking CPU and the "
     "number is not comparable. Speed-up: median over rounds of (baseline time / variant time) measured in the "
     "same round, with a distribution-free interval for that median from order statistics{coverage}. Slope: "
@@ -41,7 +42,10 @@ def time_text(row: pd.Series) -> str:
     ms = f"{row['value'] * 1e3:.3g}" if row["value"] < 0.1 else f"{row['value'] * 1e3:.0f}"
     if _contended(row):
         return f"{ms} *contended*"
-    spread = relative_iqr(list(repetitions(row).values()))
+    values = list(repetitions(row).values())
+    if len(values) < 2:
+        return f"{ms} (once)"
+    spread = relative_iqr(values)
     mark = "‡" if spread > UNRELIABLE else "†" if spread > NOISY else ""
     return f"{ms} ±{spread:.0%}{mark}"
 
