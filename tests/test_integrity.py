@@ -229,6 +229,7 @@ def test_cli_list_fits_80_columns_and_has_json_and_version():
     assert cli("--version").stdout.startswith("attnzoo ")
     shown = cli("show", "s3attention").stdout
     assert "available: available" not in shown and "available: yes" in shown and "relu | elu" in shown
+    assert "clamped to max_seq_len" in " ".join(shown.replace("│", " ").split())  # s1, a documented clamp
     types = {row["name"]: row["type"] for row in attnzoo.variant_info("s3attention").parameter_table()}
     assert types["activation"] == "relu | elu | gelu"
     assert "min(sample_size, n)" in " ".join(cli("show", "skeinformer").stdout.split())

@@ -79,6 +79,17 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
             coverage = min(coverage or 1.0, speedups[1])
     if not _metric_rows(eff, "time", "forward").empty or not _metric_rows(eff, "time", "forward_backward").empty:
         out += ["", timing.legend(coverage)]
+    allocator = manifest.get("allocator") or (
+        suite.benchmarks.efficiency.allocator if suite is not None and suite.benchmarks.efficiency else "not recorded"
+    )
+    for pass_name, title_pass in PASS_TITLE.items():
+        part = _metric_rows(eff, "time", pass_name)
+        faults = [e.get("faults_per_call") if isinstance(e, dict) else None for e in part.get("extra", [])]
+        if part.empty or all(f is None for f in faults):
+            continue
+        part = part.assign(value=faults)
+        heading = f"## Minor page faults per call while timed, {title_pass} (allocator: {allocator})"
+        out += ["", heading, "", _table(part, lambda v: f"{v:.0f}", slope=False)]
     sections = [
         ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
         ("flops", "FLOPs (GFLOP, FlopCounterMode)", lambda v: f"{v / 1e9:.3f}"),
