@@ -1,5 +1,5 @@
-"""Harness overhead: the time `attnzoo run` reports for a cell vs a bare torch.utils.benchmark.Timer measurement
-of the same call in this process.
+"""Harness overhead: the time `attnzoo run` reports for a cell vs a bare measurement of the same call in this
+process (same threads, same allocator setting).
 
     python benchmarks/harness_overhead.py [--variant s3attention] [--n 4096] [--repeats 3]
 """
@@ -15,7 +15,7 @@ import torch
 import yaml
 
 import attnzoo
-from attnzoo.harness.measure import layer_call, time_call
+from attnzoo.harness.measure import keep_freed_memory, layer_call, time_call
 from attnzoo.harness.runner import run_suite
 from attnzoo.harness.suite import load_suite
 
@@ -27,12 +27,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     threads = torch.get_num_threads()
+    keep_freed_memory()  # as the harness's workers do
     suite = {
         "name": "overhead",
         "variants": [args.variant],
         "layer": {"dim": 64, "heads": 2},
         "seq_lens": [args.n],
-        "benchmarks": {"efficiency": {"metrics": ["time"], "passes": ["forward_backward"], "min_run_time": 1.0}},
+        "benchmarks": {
+            "efficiency": {"metrics": ["time"], "passes": ["forward_backward"], "repetitions": 3, "min_run_time": 1.0}
+        },
         "execution": {"threads": threads},
     }
     harness, bare = [], []
