@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from attnzoo.leaderboards import accuracy as accuracy_table
 from attnzoo.leaderboards import timing
 from attnzoo.stats import loglog_slope
 
@@ -60,6 +60,7 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         f"**{kind}.** Measured on {manifest.get('device_name')} with {threads} thread{'s' * (threads != 1)}, "
         f"torch {manifest.get('torch')}, {manifest.get('date')}, attnzoo git {manifest.get('git')}.",
     ]
+    out += _provenance(manifest, df)
     if suite is not None:
         out += _setup_lines(suite)
     if df.empty:
@@ -118,12 +119,40 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
             out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
     accuracy = df[df["benchmark"] == "accuracy"]
     if not accuracy.empty:
-        out += ["", *_accuracy_section(accuracy)]
+        out += ["", *accuracy_table.section(accuracy, STATUS_TEXT)]
     errors = df[df["status"] == "error"]
     if not errors.empty:
         out += ["", "## Cells that errored", ""]
         out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
     return "\n".join(out) + "\n"
+
+
+ENV_FIELDS = ("device_name", "cpu_capability", "torch", "threads", "code")  # what can change a result's numerics
+
+
+def _provenance(manifest: dict, df: pd.DataFrame) -> list[str]:
+    """The kernels that decided the numerics, and a warning when rows come from environments that differ."""
+    numerics = manifest.get("numerics") or {}
+    lines = [] if numerics else ["CPU kernels: not recorded by the attnzoo version that made this run."]
+    if numerics:
+        lines.append(
+            f"CPU kernels: torch CPU capability {numerics.get('cpu_capability')}, BLAS {numerics.get('blas')}, "
+            f"oneDNN {numerics.get('onednn')}"
+            + (f"; GPU {numerics['gpu']} (capability {numerics.get('gpu_capability')})" if "gpu" in numerics else "")
+            + "."
+        )
+    if "env" in df:
+        envs = {tuple((e or {}).get(f) for f in ENV_FIELDS) for e in df["env"]}
+        differing = [f for i, f in enumerate(ENV_FIELDS) if len({env[i] for env in envs}) > 1]
+        if differing:
+            values = "; ".join(
+                f"{f}: {', '.join(sorted({str(env[ENV_FIELDS.index(f)]) for env in envs}))}" for f in differing
+            )
+            lines.append(
+                f"**Mixed environments.** These rows were measured in {len(envs)} environments that differ in "
+                f"{values}. Results from machines whose kernels differ are not bit-comparable; compare with care."
+            )
+    return [" ".join(lines)] if lines else []
 
 
 def _setup_lines(suite: Any) -> list[str]:
@@ -149,45 +178,6 @@ def _setup_lines(suite: Any) -> list[str]:
                 + "."
             )
     return [" ".join(lines)] if lines else []
-
-
-def _accuracy_section(acc: pd.DataFrame) -> list[str]:
-    """Test accuracy (%) of the best-validation checkpoint per task, mean ± std over seeds, and a chance row."""
-    tasks = list(dict.fromkeys(acc["task"]))
-    ok = acc[acc["status"] == "ok"]
-    header = ["variant", *tasks, "average"]
-    lines = [
-        "## Accuracy (%, test set at the best validation step; mean ± std over seeds)",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    chance = {t: ok[ok["task"] == t]["extra"].iloc[0]["chance"] * 100 for t in tasks if (ok["task"] == t).any()}
-    lines.append(
-        "| chance (majority class) | "
-        + " | ".join(f"{chance[t]:.1f}" if t in chance else "" for t in tasks)
-        + (f" | {np.mean(list(chance.values())):.1f} |" if len(chance) == len(tasks) else " |  |")
-    )
-    for label, group in acc.groupby("label", sort=True, observed=True):
-        cells, means = [], []
-        for t in tasks:
-            runs = group[group["task"] == t]
-            good = runs[runs["status"] == "ok"]["value"] * 100
-            if good.empty:
-                failed = runs["status"].iloc[0] if len(runs) else ""
-                cells.append(STATUS_TEXT.get(failed, failed))
-                continue
-            partial = f" ({len(good)}/{len(runs)} seeds)" if len(good) < len(runs) else ""
-            cells.append(f"{good.mean():.1f} ± {good.std(ddof=0):.1f}{partial}")
-            means.append(good.mean())
-        average = f"{np.mean(means):.1f}" if len(means) == len(tasks) else ""
-        lines.append("| " + " | ".join([label, *cells, average]) + " |")
-    first = ok.drop_duplicates("task")
-    notes = [
-        f"{r.task}: {r.extra['data']}, n={r.seq_len}, train/val/test {'/'.join(map(str, r.extra['sizes']))}"
-        for r in first.itertuples()
-    ]
-    return lines + ["", "Data: " + "; ".join(notes) + "."] if notes else lines
 
 
 def _metric_rows(eff: pd.DataFrame, metric: str, pass_name: str) -> pd.DataFrame:
