@@ -251,7 +251,7 @@ class _Run:
         if not pending:
             return
         partial = self.store.repetitions()
-        if reps > 1 and probe_s is None:
+        if "time" in cells[0].config["metrics"] and probe_s is None:
             probe_s = self._calibrate(pending[0])
         for rep in range(reps):
             for n in sorted({c.seq_len for c in pending}):
