@@ -164,8 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         store = RunStore(run_dir)
         if store.exists():
+            done = store.finished_keys()
+            partial = sum(len(reps) for key, reps in store.repetitions().items() if key not in done)
+            extra = f" and {partial} repetition(s) of unfinished time cells" if partial else ""
             err_console.print(
-                f"interrupted: {len(store.finished_keys())} finished cell(s) are saved in {run_dir}; continue with: "
+                f"interrupted: {len(done)} finished cell(s){extra} are saved in {run_dir}; continue with: "
                 f"attnzoo run --resume {run_dir}",
                 highlight=False,
                 soft_wrap=True,
