@@ -27,9 +27,12 @@ def indistinguishable(best: list[float], other: list[float], alpha: float = ALPH
     """True when a two-sided Welch t-test over seeds does not reject equal means at level alpha."""
     if len(best) < 2 or len(other) < 2:
         return statistics.fmean(best) == statistics.fmean(other)
-    if statistics.pstdev(best) == 0 and statistics.pstdev(other) == 0:
+    a, b = statistics.variance(best) / len(best), statistics.variance(other) / len(other)
+    if a + b == 0:
         return statistics.fmean(best) == statistics.fmean(other)
-    return bool(stats.ttest_ind(best, other, equal_var=False).pvalue >= alpha)
+    t = (statistics.fmean(best) - statistics.fmean(other)) / math.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / (len(best) - 1) + b**2 / (len(other) - 1))  # Welch-Satterthwaite
+    return bool(2 * stats.t.sf(abs(t), df) >= alpha)
 
 
 def detectable_difference(std: float, seeds: int) -> float:
