@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from attnzoo.harness.runner import RunDirError
+from attnzoo.harness.results import RunDirError
 from attnzoo.harness.suite import SuiteError
 from attnzoo.zoo import VariantError, list_variants, plugin_errors, variant_info
 

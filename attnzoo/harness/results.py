@@ -17,6 +17,10 @@ REPETITIONS_FILE = "repetitions.jsonl"  # each finished repetition of a time cel
 RESULT_STATUSES = ("ok", "oom", "timeout", "unsupported", "unavailable", "skipped")  # "error" is the other one
 
 
+class RunDirError(Exception):
+    """A run directory that cannot take this run (another suite, or a changed environment on resume)."""
+
+
 class RunStore:
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)

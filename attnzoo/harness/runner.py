@@ -16,17 +16,12 @@ import torch
 from attnzoo.harness.environment import changes, load, manifest, row_environment
 from attnzoo.harness.executor import LocalExecutor, Outcome
 from attnzoo.harness.plan import Cell, plan
-from attnzoo.harness.results import LEADERBOARD_FILE, RunStore
+from attnzoo.harness.results import LEADERBOARD_FILE, RunDirError, RunStore
 from attnzoo.harness.suite import Suite, SuiteError, runtime_problems
-from attnzoo.leaderboards.markdown import render
 from attnzoo.zoo import variant_info
 
 Hook = Callable[..., None]
 BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
-
-
-class RunDirError(Exception):
-    """A run directory that cannot take this run (another suite, or a changed environment on resume)."""
 
 
 @dataclass
@@ -186,6 +181,8 @@ def run_suite(
             run.once(cell)
     if not resume or run.measured:
         store.write_manifest({**store.manifest(), "load_end": load()})
+    from attnzoo.leaderboards.markdown import render  # pandas and scipy: only the driver needs them
+
     rows = store.rows()
     (run_dir / LEADERBOARD_FILE).write_text(render(rows, store.manifest(), suite))
     return RunSummary(run_dir, len(cells), run.skipped_as_done, rows)
