@@ -1,9 +1,9 @@
 """How each efficiency metric is measured (see DESIGN.md): one function per metric, on a zero-argument call.
 
-- time: torch.utils.benchmark.Timer.blocked_autorange with explicit num_threads, after warm-up; median and IQR
-  within the block, minor page faults per call, and a contention probe run before and after the block (a block
-  whose probe ran slower than calibrated is measured again). One block is one repetition; the runner repeats
-  it in fresh processes, interleaved with the other variants.
+- time: blocks of calls timed with torch.utils.benchmark.Timer.timeit (explicit num_threads), sized from a first
+  call; median and IQR over the blocks, minor page faults per call, and a contention probe run before and after
+  (an attempt whose probe ran slower than calibrated is measured again). One such attempt is one repetition; the
+  runner repeats it in fresh processes, interleaved with the other variants.
 - memory (CPU): peak of the running sum of the profiler's allocation/free events during one call, cross-checked
   by the process's peak RSS growth (VmHWM after resetting it through /proc/self/clear_refs).
 - memory (CUDA): torch.cuda.max_memory_allocated after reset_peak_memory_stats, above the memory in use before.
@@ -107,7 +107,7 @@ class Probe:
         return single if threads == 1 else single / (threads * PARALLEL_EFFICIENCY)
 
     def ratio(self) -> float:
-        """Probe time over the calibrated time (1.0 without a calibration)."""
+        """Probe time over the calibrated time (1.0, without running the probe, when there is no calibration)."""
         return self() / self.calibrated_s if self.calibrated_s else 1.0
 
 

@@ -125,11 +125,15 @@ def _open_store(suite_text: str, run_dir: Path, resume: bool, force: bool, env: 
     return store
 
 
+def _repetitions(cell: Cell) -> int:
+    """Workers a cell takes: its repetitions when it measures time, else one."""
+    timed = cell.benchmark == "efficiency" and "time" in cell.config["metrics"]
+    return cell.config["repetitions"] if timed else 1
+
+
 def progress_units(cells: list[Cell]) -> int:
-    """Worker runs a suite takes: one per cell, and one per repetition for time cells."""
-    return sum(
-        c.config["repetitions"] if c.benchmark == "efficiency" and "time" in c.config["metrics"] else 1 for c in cells
-    )
+    """Worker runs a suite takes."""
+    return sum(map(_repetitions, cells))
 
 
 def run_suite(
@@ -240,7 +244,7 @@ class _Run:
         """Efficiency cells in rounds: every round visits each length in turn and, at each, the variants in a
         shuffled order, one fresh worker per cell; each repetition is saved as it finishes, and a cell's rows
         are written once its last repetition is in (see aggregate_repetitions)."""
-        reps = cells[0].config["repetitions"] if "time" in cells[0].config["metrics"] else 1
+        reps = _repetitions(cells[0])  # one efficiency section: the same for every cell
         for cell in (c for c in cells if c.key in self.done):
             self.skipped_as_done += 1
             self._emit(self.on_cell, cell, "done earlier", reps)

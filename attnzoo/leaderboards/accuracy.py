@@ -27,12 +27,13 @@ def indistinguishable(best: list[float], other: list[float], alpha: float = ALPH
     """True when a two-sided Welch t-test over seeds does not reject equal means at level alpha."""
     if len(best) < 2 or len(other) < 2:
         return statistics.fmean(best) == statistics.fmean(other)
-    a, b = statistics.variance(best) / len(best), statistics.variance(other) / len(other)
-    if a + b == 0:
+    sd_best, sd_other = statistics.stdev(best), statistics.stdev(other)
+    if sd_best == sd_other == 0:
         return statistics.fmean(best) == statistics.fmean(other)
-    t = (statistics.fmean(best) - statistics.fmean(other)) / math.sqrt(a + b)
-    df = (a + b) ** 2 / (a**2 / (len(best) - 1) + b**2 / (len(other) - 1))  # Welch-Satterthwaite
-    return bool(2 * stats.t.sf(abs(t), df) >= alpha)
+    welch = stats.ttest_ind_from_stats(
+        statistics.fmean(best), sd_best, len(best), statistics.fmean(other), sd_other, len(other), equal_var=False
+    )
+    return bool(welch.pvalue >= alpha)
 
 
 def detectable_difference(std: float, seeds: int) -> float:
