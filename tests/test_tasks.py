@@ -153,3 +153,22 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     resumed = train(task, "s3attention", {}, recipe, seed=0, checkpoint=checkpoint)
     assert outcome(resumed) == outcome(reference)
     assert reference.best_val_accuracy > 0.7  # the recipe really learns
+
+
+def test_pathfinder_paths_never_touch_so_the_label_is_in_the_image():
+    """With solid paths, every image is exactly two 8-connected blobs of ink, and the dots share a blob iff the
+    label says joined."""
+    from scipy import ndimage
+
+    data = pathfinder.build(resolution=10, contour_length=8, distractors=0, gap=0, size=300, seed=2)
+    for tokens, label in zip(data.train.tokens, data.train.labels, strict=True):
+        image = (tokens - 1).reshape(10, 10)
+        blobs, count = ndimage.label((image > 0).numpy(), structure=[[1, 1, 1]] * 3)
+        assert count == 2
+        dotted = {int(b) for b in blobs[(image == pathfinder.DOT_VALUE).numpy()]}
+        assert (len(dotted) == 1) == bool(label)
+
+
+def test_pathfinder_settings_too_crowded_to_draw_are_an_error():
+    with pytest.raises(ValueError, match="do not fit apart in a 6x6 image"):
+        pathfinder.build(resolution=6, contour_length=8, distractors=3, size=10)

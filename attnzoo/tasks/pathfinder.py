@@ -13,6 +13,7 @@ import torch
 from attnzoo.tasks.base import TaskData, split
 
 PATH_VALUE, DOT_VALUE = 160, 255
+TRIES = 100  # draws of a path, and starts of an image, before the settings are declared too crowded
 
 
 def _path(rng: random.Random, res: int, length: int, curvature: float) -> list[tuple[int, int]]:
@@ -39,9 +40,43 @@ def _draw(image: torch.Tensor, points: list[tuple[int, int]], dash: int, gap: in
             image[py, px] = PATH_VALUE
 
 
-def _dot(image: torch.Tensor, point: tuple[int, int]) -> None:
+def _dot_pixels(point: tuple[int, int]) -> set[tuple[int, int]]:
     x, y = point
-    image[max(0, y - 1) : y + 1, max(0, x - 1) : x + 1] = DOT_VALUE
+    return {(px, py) for px in (x - 1, x) for py in (y - 1, y) if px >= 0 and py >= 0}
+
+
+def _dot(image: torch.Tensor, point: tuple[int, int]) -> None:
+    for x, y in _dot_pixels(point):
+        image[y, x] = DOT_VALUE
+
+
+def _footprint(points: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """A path's pixels, its end dots, and every pixel touching them (diagonals too)."""
+    own = set(points).union(_dot_pixels(points[0]), _dot_pixels(points[-1]))
+    return {(x + dx, y + dy) for x, y in own for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+
+
+def _paths_apart(rng: random.Random, count: int, res: int, length: int, curvature: float) -> list[list[tuple]]:
+    """`count` paths that do not touch (touching paths would look joined and make the label a coin toss): each
+    path is drawn again until it clears those before it, and the image starts over when one cannot."""
+    for _ in range(TRIES):
+        paths: list[list[tuple[int, int]]] = []
+        taken: set[tuple[int, int]] = set()
+        while len(paths) < count:
+            for _ in range(TRIES):
+                path = _path(rng, res, length, curvature)
+                if not taken & set(path).union(_dot_pixels(path[0]), _dot_pixels(path[-1])):
+                    paths.append(path)
+                    taken |= _footprint(path)
+                    break
+            else:
+                break
+        if len(paths) == count:
+            return paths
+    raise ValueError(
+        f"pathfinder: {count} paths of length {length} do not fit apart in a {res}x{res} image; "
+        "lower contour_length or distractors, or raise resolution"
+    )
 
 
 def sample(
@@ -54,11 +89,11 @@ def sample(
     dash: int = 2,
     gap: int = 1,
 ) -> torch.Tensor:
-    """One (res, res) uint8 image of 2 + distractors paths; the dots sit on the two ends of one path when `connected`,
-    else on ends of two different paths. Both classes have the same number of paths, so counting cannot tell them
-    apart."""
+    """One (res, res) uint8 image of 2 + distractors paths that do not touch; the dots sit on the two ends of one path
+    when `connected`, else on ends of two different paths. Both classes have the same number of paths, so counting
+    cannot tell them apart."""
     image = torch.zeros(res, res, dtype=torch.uint8)
-    paths = [_path(rng, res, length, curvature) for _ in range(2 + distractors)]
+    paths = _paths_apart(rng, 2 + distractors, res, length, curvature)
     for p in paths:
         _draw(image, p, dash, gap)
     first = paths[0]
