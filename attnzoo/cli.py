@@ -287,17 +287,42 @@ def _print_summary(rows: list[dict]) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from attnzoo.harness.results import LEADERBOARD_FILE, RunStore
-    from attnzoo.harness.suite import load_suite
-    from attnzoo.leaderboards.markdown import render
+    from attnzoo.leaderboards.markdown import build
+    from attnzoo.leaderboards.publish import FORMATS, write
+    from attnzoo.leaderboards.sources import load_run
 
-    store = RunStore(args.run_dir)
-    if not store.exists():
-        raise UsageError(f"{args.run_dir}: not a run directory (no suite.yaml)")
-    # The stored rows and suite alone: variants (plugins) need not be installed to re-render.
-    text = render(store.rows(), store.manifest(), load_suite(store.dir / "suite.yaml", check_variants=False))
-    (store.dir / LEADERBOARD_FILE).write_text(text)
-    console.print(f"wrote {store.dir / LEADERBOARD_FILE}")
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    if unknown := [f for f in formats if f not in FORMATS]:
+        raise UsageError(f"--format {','.join(unknown)}: choose from {', '.join(FORMATS)} (comma-separated)")
+    if len(args.runs) > 1 and not args.out:
+        raise UsageError("several runs are merged into a new leaderboard: name its directory with -o DIR")
+    # The stored rows and suites alone: variants (plugins) need not be installed to re-render.
+    runs = [load_run(path) for path in args.runs]
+    written = write(build(runs, args.prefer), Path(args.out or args.runs[0]), formats, plots=not args.no_plots)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from attnzoo.leaderboards.compare import compare, report
+    from attnzoo.leaderboards.sources import load_run
+
+    if args.threshold < 0:
+        raise UsageError(f"--threshold {args.threshold}: give a relative change such as 0.05 (5%)")
+    base, new = load_run(args.base), load_run(args.new)
+    changes = compare(base, new, args.threshold)
+    text = report(base, new, changes, args.threshold, fold=args.format == "md")
+    if args.format == "md":
+        sys.stdout.write(text)
+    else:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    worse = sum(c.regression() for c in changes)
+    if args.fail_on_regression and worse:
+        err_console.print(f"[red]{worse} cell(s) significantly worse[/]")
+        return 1
     return 0
 
 
@@ -333,9 +358,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("leaderboard", help="re-render a run directory's leaderboard.md from its results")
-    p.add_argument("run_dir")
+    p = sub.add_parser("leaderboard", help="render runs' results as a leaderboard (several runs: merged into one)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    p.add_argument("-o", "--out", help="output directory (default: the run's own directory; required for several)")
+    p.add_argument("--format", default="md", help="comma-separated: md (with figures), csv, json (default: md)")
+    p.add_argument(
+        "--prefer",
+        choices=["error", "first", "last"],
+        default="error",
+        help="a cell stored in two runs: refuse (default), or keep the first or last run's copy",
+    )
+    p.add_argument("--no-plots", action="store_true", help="markdown without figures (no matplotlib needed)")
     p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("compare", help="cell-by-cell change between two runs, with a verdict per cell")
+    p.add_argument("base", metavar="BASE", help="run directory to compare against")
+    p.add_argument("new", metavar="NEW", help="run directory with the changes")
+    p.add_argument("--threshold", type=float, default=0.05, help="smallest relative change that counts (0.05)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any cell is significantly worse")
+    p.add_argument("--format", choices=["text", "md"], default="text", help="md: a pull-request comment")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

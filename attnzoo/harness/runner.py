@@ -16,7 +16,7 @@ import torch
 from attnzoo.harness.environment import changes, load, manifest, row_environment
 from attnzoo.harness.executor import LocalExecutor, Outcome
 from attnzoo.harness.plan import Cell, plan
-from attnzoo.harness.results import LEADERBOARD_FILE, RunDirError, RunStore
+from attnzoo.harness.results import RunDirError, RunStore
 from attnzoo.harness.suite import Suite, SuiteError, runtime_problems
 from attnzoo.zoo import variant_info
 
@@ -147,6 +147,7 @@ def run_suite(
     on_progress: Hook | None = None,
     on_warning: Hook | None = None,
     probe_s: float | None = None,
+    plots: bool = True,
 ) -> RunSummary:
     """Run every planned cell not already finished in run_dir; rows are appended as each cell finishes.
 
@@ -185,10 +186,13 @@ def run_suite(
             run.once(cell)
     if not resume or run.measured:
         store.write_manifest({**store.manifest(), "load_end": load()})
-    from attnzoo.leaderboards.markdown import render  # pandas and scipy: only the driver needs them
+    # pandas, scipy and matplotlib: only the driver needs them
+    from attnzoo.leaderboards.markdown import build
+    from attnzoo.leaderboards.publish import write
+    from attnzoo.leaderboards.sources import Run
 
     rows = store.rows()
-    (run_dir / LEADERBOARD_FILE).write_text(render(rows, store.manifest(), suite))
+    write(build([Run(run_dir, rows, store.manifest(), suite)]), run_dir, plots=plots)
     return RunSummary(run_dir, len(cells), run.skipped_as_done, rows)
 
 

@@ -68,14 +68,7 @@ def section(acc: pd.DataFrame, status_text: dict[str, str]) -> list[str]:
     }
     labels = [label for label in acc["label"].cat.categories if (acc["label"] == label).any()]
     seeds = sorted(acc["seed"].dropna().unique())
-    # The average over tasks, seed by seed, where a seed finished every task.
-    average = {
-        label: [
-            statistics.fmean(percent[label, t][s] for t in tasks) for s in seeds if _complete(percent, label, tasks, s)
-        ]
-        for label in labels
-    }
-    average = {label: v for label, v in average.items() if v}
+    average = averages(acc)
     marks = {t: _marks({lb: list(percent[lb, t].values()) for lb in labels if (lb, t) in percent}) for t in tasks}
     marks["average"] = _marks(average)
 
@@ -104,6 +97,25 @@ def section(acc: pd.DataFrame, status_text: dict[str, str]) -> list[str]:
         avg = _cell(average[label], len(seeds), *marks["average"][label]) if label in average else ""
         lines.append("| " + " | ".join([label, *cells, avg]) + " |")
     return lines + ["", *_method(percent, seeds), *_data_notes(ok)]
+
+
+def averages(acc: pd.DataFrame, by: str = "label") -> dict[str, list[float]]:
+    """Per variant, the accuracy (%) averaged over tasks seed by seed, for the seeds that finished every task; a
+    variant with a failed task has none."""
+    tasks = list(dict.fromkeys(acc["task"]))
+    ok = acc[acc["status"] == "ok"]
+    percent = {
+        (label, task): dict(zip(g["seed"], g["value"] * 100, strict=True))
+        for (label, task), g in ok.groupby([by, "task"], observed=True)
+    }
+    seeds = sorted(acc["seed"].dropna().unique())
+    found = {
+        label: [
+            statistics.fmean(percent[label, t][s] for t in tasks) for s in seeds if _complete(percent, label, tasks, s)
+        ]
+        for label in dict.fromkeys(acc[by])
+    }
+    return {label: v for label, v in found.items() if v}
 
 
 def _complete(percent: dict, label: str, tasks: list[str], seed) -> bool:

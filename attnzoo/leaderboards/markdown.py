@@ -1,15 +1,24 @@
-"""Result rows -> a markdown leaderboard: per sequence length, per variant, with scaling slopes."""
+"""Runs -> a markdown leaderboard: the headline table first, then each run's detailed tables with the run they came
+from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from attnzoo.leaderboards import accuracy as accuracy_table
 from attnzoo.leaderboards import timing
+from attnzoo.leaderboards.headline import Headline, timing_pass
+from attnzoo.leaderboards.headline import build as build_headline
+from attnzoo.leaderboards.headline import table as headline_table
+from attnzoo.leaderboards.sources import Prefer, Run, frame
 from attnzoo.stats import loglog_slope
+
+EXACT = {"vanilla", "sdpa", "xformers"}  # compute softmax attention exactly: no approximation error
 
 STATUS_TEXT = {
     "oom": "OOM",
@@ -41,31 +50,128 @@ def _table(df: pd.DataFrame, fmt: Callable[[float], str], slope: bool) -> str:
     return "\n".join(lines)
 
 
-def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
-    df = pd.DataFrame(rows)
-    if len(df):  # one row per measurement: the latest, should stored rows repeat a cell
-        identity = ["label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input"]
-        df = df.drop_duplicates([c for c in identity if c in df], keep="last").reset_index(drop=True)
-    if len(df):  # tables list variants in the suite's order (rows arrive interleaved)
-        order = [entry.label_for(s) for entry in suite.variants for s in entry.settings()] if suite is not None else []
+STATUS_LEGEND = (
+    "Status: OOM — ran out of memory (the suite's memory limit or the device's); timeout — ran past the suite's "
+    "timeout_s; skipped (OOM/timeout below) — not run because a shorter length already ran out of memory or time; "
+    "unsupported — the variant cannot run this cell (why: under the table); error — the cell crashed (listed at the "
+    "end)."
+)
+
+
+@dataclass
+class Board:
+    """Everything a leaderboard shows, computed once: rendered as markdown, CSV or JSON."""
+
+    runs: list[Run]
+    df: pd.DataFrame
+    baseline: str
+    pass_name: str | None
+    headline: list[Headline]
+    unavailable: dict[str, str]  # setting -> why it could not run on this machine
+    figures: dict[str, list[str]] = field(default_factory=dict)  # "headline" or a run's index -> image files
+
+    @property
+    def title(self) -> str:
+        return " + ".join(dict.fromkeys(run.title for run in self.runs))
+
+
+def build(runs: list[Run], prefer: Prefer = "error") -> Board:
+    df = frame(runs, prefer)
+    suites = [run.suite for run in runs if run.suite is not None and run.suite.benchmarks.efficiency]
+    baseline = suites[0].benchmarks.efficiency.baseline if suites else "sdpa"
+    unavailable = {}
+    if len(df):
+        by_setting = df.groupby("setting", sort=False)["status"].agg(lambda s: set(s) == {"unavailable"})
+        for setting in by_setting[by_setting].index:
+            unavailable[setting] = str(df[df["setting"] == setting]["error"].iloc[0])
+        df = df[~df["setting"].isin(unavailable)].reset_index(drop=True)
+    if len(df):  # tables list variants in the suites' order (rows arrive interleaved)
+        order = [label for run in runs for label in run.order()]
         order += [label for label in dict.fromkeys(df["label"]) if label not in order]
-        df["label"] = pd.Categorical(df["label"], categories=order)
-    title = manifest.get("suite") or (suite.name if suite is not None else (df["suite"].iloc[0] if len(df) else "run"))
-    device = manifest.get("device", "cpu")
-    kind = "CPU results" if device.startswith("cpu") else "GPU results"
-    threads = manifest.get("threads")
-    out = [
-        f"# attnzoo leaderboard: {title}",
-        "",
-        f"**{kind}.** Measured on {manifest.get('device_name')} with {threads} thread{'s' * (threads != 1)}, "
-        f"torch {manifest.get('torch')}, {manifest.get('date')}, attnzoo git {manifest.get('git')}.",
-    ]
-    out += _provenance(manifest, df)
-    if suite is not None:
-        out += _setup_lines(suite)
+        df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(order)))
+    exact = {name for name in dict.fromkeys(df["variant"]) if name in EXACT} if len(df) else set()
+    headline = build_headline(df, baseline, exact) if len(df) else []
+    return Board(runs, df, baseline, timing_pass(df) if len(df) else None, headline, unavailable)
+
+
+def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
+    """One run's rows as a leaderboard (no figures)."""
+    return markdown(build([Run(Path("."), rows, manifest, suite)]))
+
+
+def markdown(board: Board) -> str:
+    runs, df = board.runs, board.df
+    single = len(runs) == 1
+    out = [f"# attnzoo leaderboard: {board.title}", ""]
+    if single:
+        out += [_run_header(runs[0], df)]
+    else:
+        kinds = {"CPU" if str(r.manifest.get("device", "cpu")).startswith("cpu") else "GPU" for r in runs}
+        out += [
+            f"**{' and '.join(sorted(kinds))} results**, merged from {len(runs)} runs; every number comes from one "
+            "run, named in the section that shows it (runs are listed below)."
+        ]
     if df.empty:
         return "\n".join(out + ["", "No results."]) + "\n"
+    if any(_has_content(r) for r in board.headline):
+        pass_title = PASS_TITLE.get(board.pass_name or "", "")
+        out += ["", "## Headline", "", *headline_table(board.headline, board.baseline, pass_title)]
+        for name in board.figures.get("headline", []):
+            out += [
+                "",
+                f"![{name}]({name})",
+                "",
+                f"Bubbles: speed-up over {board.baseline} and memory from the speed columns above, accuracy from the "
+                "accuracy column; where a variant was trained at other sizes than it was timed at (e.g. sample "
+                "sizes scaled to shorter sequences), its bubble joins the two.",
+            ]
+    if board.unavailable:
+        out += ["", "Not run on this machine: " + "; ".join(f"{k} ({v})" for k, v in board.unavailable.items()) + "."]
+    if not single:
+        out += ["", "## Runs", "", "| run | suite | measured on | cells |", "|---|---|---|---|"]
+        out += [
+            f"| {run.name} | {run.title} | {run.cite()} | {df[df['run'] == i]['key'].nunique()} |"
+            for i, run in enumerate(runs)
+        ]
+    for i, run in enumerate(runs):
+        part = df[df["run"] == i]
+        if part.empty:
+            continue
+        level = "##" if single else "###"
+        if not single:
+            out += ["", f"## {run.title} ({run.name})", "", _run_header(run, part)]
+        out += _sections(part, run, board, level, board.figures.get(str(i), []))
+    out += ["", STATUS_LEGEND]
+    errors = df[df["status"] == "error"]
+    if not errors.empty:
+        out += ["", "## Cells that errored", ""]
+        out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
+    return "\n".join(out) + "\n"
 
+
+def _has_content(r: Headline) -> bool:
+    return bool(r.speedup or r.longest_n or r.error is not None or r.accuracy)
+
+
+def _run_header(run: Run, df: pd.DataFrame) -> str:
+    m = run.manifest
+    kind = "CPU results" if str(m.get("device", "cpu")).startswith("cpu") else "GPU results"
+    threads = m.get("threads")
+    lines = [
+        f"**{kind}.** Measured on {m.get('device_name')} with {threads} thread{'s' * (threads != 1)}, "
+        f"torch {m.get('torch')}, {m.get('date')}, attnzoo git {m.get('git')}."
+    ]
+    lines += _provenance(m, df)
+    if run.suite is not None:
+        lines += _setup_lines(run.suite)
+    return " ".join(lines)
+
+
+def _sections(df: pd.DataFrame, run: Run, board: Board, h: str, figures: list[str]) -> list[str]:
+    """One run's detailed tables: time and speed-up with their intervals, faults, memory, FLOPs, approximation
+    error, accuracy."""
+    out: list[str] = []
+    suite = run.suite
     eff = df[df["benchmark"] == "efficiency"]
     baseline = suite.benchmarks.efficiency.baseline if suite is not None and suite.benchmarks.efficiency else "sdpa"
     coverage = None
@@ -73,14 +179,15 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         part = _metric_rows(eff, "time", pass_name)
         if part.empty:
             continue
-        out += ["", f"## Time (ms), {title_pass}", "", timing.time_table(part, STATUS_TEXT)]
+        out += ["", f"{h} Time (ms), {title_pass}", "", timing.time_table(part, STATUS_TEXT)]
         speedups = timing.speedup_table(part, baseline, STATUS_TEXT)
         if speedups:
-            out += ["", f"### Speed-up over {baseline}, {title_pass} (> 1: faster)", "", speedups[0]]
+            out += ["", f"{h}# Speed-up over {baseline}, {title_pass} (> 1: faster)", "", speedups[0]]
             coverage = min(coverage or 1.0, speedups[1])
     if not _metric_rows(eff, "time", "forward").empty or not _metric_rows(eff, "time", "forward_backward").empty:
         out += ["", timing.legend(coverage)]
-    allocator = manifest.get("allocator") or (
+    out += [f"![{name}]({name})" for name in figures if not name.endswith("approximation.png")]
+    allocator = run.manifest.get("allocator") or (
         suite.benchmarks.efficiency.allocator if suite is not None and suite.benchmarks.efficiency else "not recorded"
     )
     for pass_name, title_pass in PASS_TITLE.items():
@@ -89,7 +196,7 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
         if part.empty or all(f is None for f in faults):
             continue
         part = part.assign(value=faults)
-        heading = f"## Minor page faults per call while timed, {title_pass} (allocator: {allocator})"
+        heading = f"{h} Minor page faults per call while timed, {title_pass} (allocator: {allocator})"
         out += ["", heading, "", _table(part, lambda v: f"{v:.0f}", slope=False)]
     sections = [
         ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
@@ -100,15 +207,14 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
             part = _metric_rows(eff, metric, pass_name)
             if part.empty:
                 continue
-            out += ["", f"## {heading}, {title_pass}", "", _table(part, fmt, slope=True)]
+            out += ["", f"{h} {heading}, {title_pass}", "", _table(part, fmt, slope=True)]
     if not eff.empty:
         out += ["", "Memory and FLOP slopes: least-squares slope of log(value) on log(n) (1 = linear)."]
 
     approx = df[df["benchmark"] == "approximation"]
     if not approx.empty:
-        out += ["", "## Relative error vs exact softmax attention (mean ± std over seeds)"]
-        inputs = [i for i in approx["input"].dropna().unique()]
-        for kind_ in inputs:
+        out += ["", f"{h} Relative error vs exact softmax attention (mean ± std over seeds)"]
+        for kind_ in approx["input"].dropna().unique():
             part = approx[(approx["input"] == kind_) | (approx["status"] != "ok")]
             part = part.assign(
                 value=[
@@ -116,15 +222,19 @@ def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
                     for v, e, s in zip(part["value"], part["extra"], part["status"], strict=True)
                 ]
             )
-            out += ["", f"### {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
+            out += ["", f"{h}# {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
+        out += _why_unsupported(approx)
+        out += [f"![{name}]({name})" for name in figures if name.endswith("approximation.png")]
     accuracy = df[df["benchmark"] == "accuracy"]
     if not accuracy.empty:
-        out += ["", *accuracy_table.section(accuracy, STATUS_TEXT)]
-    errors = df[df["status"] == "error"]
-    if not errors.empty:
-        out += ["", "## Cells that errored", ""]
-        out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
-    return "\n".join(out) + "\n"
+        lines = accuracy_table.section(accuracy, STATUS_TEXT)
+        out += ["", lines[0].replace("## ", f"{h} ", 1), *lines[1:]]
+    return out
+
+
+def _why_unsupported(df: pd.DataFrame) -> list[str]:
+    reasons = df[df["status"] == "unsupported"].drop_duplicates("label")
+    return ["", *(f"- {r.label}: unsupported — {r.error}." for r in reasons.itertuples())] if len(reasons) else []
 
 
 ENV_FIELDS = ("device_name", "cpu_capability", "torch", "threads", "code")  # what can change a result's numerics

@@ -1,0 +1,186 @@
+"""Two runs cell by cell: the change of every measurement, a verdict from a significance test on the stored
+repetitions (time: Mann-Whitney U; accuracy: Welch's t over seeds) plus a minimum effect, and a geometric-mean
+summary — as a terminal table or a pull-request comment with the regressions first."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy import stats
+
+from attnzoo.leaderboards.sources import Run, frame
+from attnzoo.leaderboards.timing import repetitions
+
+ALPHA = 0.05
+LOWER_IS_BETTER = {"time": True, "memory": True, "flops": True, "rel_error": True, "accuracy": False}
+CELL = ["setting", "benchmark", "task", "seq_len", "metric", "pass", "input"]  # seeds pooled for accuracy
+ENV_FIELDS = ("device_name", "threads", "torch")
+
+
+@dataclass
+class Change:
+    cell: str
+    metric: str
+    base: float | None
+    new: float | None
+    change: float | None  # new / base - 1
+    p: float | None  # None: no test possible (one value a side, or a deterministic metric)
+    verdict: str  # better | worse | same | added | removed
+
+    def regression(self) -> bool:
+        return self.verdict == "worse"
+
+
+def compare(base: Run, new: Run, threshold: float = 0.05, alpha: float = ALPHA) -> list[Change]:
+    df = frame([base, new], prefer="all")
+    df = _spread_statuses(df[df["status"] != "unavailable"])
+    changes = []
+    for _, cell in df.groupby(CELL, dropna=False, sort=False):
+        sides = [cell[cell["run"] == i] for i in (0, 1)]
+        changes.append(_change(sides[0], sides[1], threshold, alpha))
+    order = {"worse": 0, "better": 1, "removed": 2, "added": 3, "same": 4}
+    return sorted(changes, key=lambda c: (order[c.verdict], -abs(c.change or 0)))
+
+
+def _spread_statuses(df: pd.DataFrame) -> pd.DataFrame:
+    """A cell that measured nothing (OOM, timeout...) has one status row; it stands for every metric and pass its
+    benchmark measures, so that ok -> OOM is one change per measurement, not a removal plus an addition."""
+    measured = df[df["metric"].notna()]
+    kinds = measured[["benchmark", "metric", "pass", "input"]].drop_duplicates()
+    status = df[df["metric"].isna()].drop(columns=["metric", "pass", "input"]).merge(kinds, on="benchmark", how="left")
+    return pd.concat([measured, status], ignore_index=True)
+
+
+def _name(row: pd.Series) -> str:
+    """e.g. "linformer n=4096 fwd+bwd time", "s3attention text accuracy", "performer n=1024 text rel_error"."""
+    parts = [row["setting"], row["task"] if isinstance(row["task"], str) else f"n={int(row['seq_len'])}"]
+    parts += [str(row["pass"]).replace("forward_backward", "fwd+bwd")] if isinstance(row["pass"], str) else []
+    parts += [str(row["input"])] if isinstance(row["input"], str) else []
+    parts += [str(row["metric"])] if isinstance(row["metric"], str) else []
+    return " ".join(parts)
+
+
+def _samples(rows: pd.DataFrame) -> list[float]:
+    """Time: the clean repetitions; accuracy: one value per seed; others: the stored value."""
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        return []
+    if ok["metric"].iloc[0] == "time":
+        return list(repetitions(ok.iloc[-1]).values())
+    return [float(v) for v in ok["value"]]
+
+
+def _center(rows: pd.DataFrame, samples: list[float]) -> float:
+    return float(rows["value"].iloc[-1]) if rows["metric"].iloc[0] == "time" else statistics.fmean(samples)
+
+
+def _change(base: pd.DataFrame, new: pd.DataFrame, threshold: float, alpha: float) -> Change:
+    row = (base if len(base) else new).iloc[0]
+    metric = str(row["metric"]) if isinstance(row["metric"], str) else "status"
+    name = _name(row)
+    if base.empty or new.empty:
+        return Change(name, metric, None, None, None, None, "added" if base.empty else "removed")
+    a, b = _samples(base), _samples(new)
+    if not a or not b:  # a status changed (ok -> oom is a regression) or stayed failed
+        was, now = base["status"].iloc[-1], new["status"].iloc[-1]
+        verdict = "same" if (not a) == (not b) else ("worse" if a else "better")
+        return Change(f"{name} ({was} → {now})", metric, None, None, None, None, verdict)
+    center_a, center_b = _center(base, a), _center(new, b)
+    change = center_b / center_a - 1 if center_a else math.inf
+    p = _p_value(metric, a, b)
+    lower = LOWER_IS_BETTER.get(metric, True)
+    big = abs(change) > threshold
+    significant = p is None or p < alpha
+    verdict = "same" if not (big and significant) else "better" if (change < 0) == lower else "worse"
+    return Change(name, metric, center_a, center_b, change, p, verdict)
+
+
+def _p_value(metric: str, a: list[float], b: list[float]) -> float | None:
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if metric == "time":
+        return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    if metric == "accuracy":
+        if statistics.stdev(a) == statistics.stdev(b) == 0:
+            return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return None
+
+
+def geomean(changes: list[Change], metric: str = "time") -> tuple[float, int] | None:
+    """Geometric mean of new/base over the cells measured in both runs."""
+    ratios = [1 + c.change for c in changes if c.metric == metric and c.change is not None and c.change > -1]
+    if not ratios:
+        return None
+    return math.exp(statistics.fmean(math.log(r) for r in ratios)), len(ratios)
+
+
+def environment_note(base: Run, new: Run) -> str:
+    differ = [f for f in ENV_FIELDS if base.manifest.get(f) != new.manifest.get(f)]
+    if not differ:
+        return ""
+    what = "; ".join(f"{f}: {base.manifest.get(f)} → {new.manifest.get(f)}" for f in differ)
+    return (
+        f"**Different environments** ({what}): absolute times do not travel between machines; compare speed-ups "
+        "measured side by side instead."
+    )
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return ""
+    if metric == "time":
+        return f"{value * 1e3:.3g} ms"
+    if metric == "memory":
+        return f"{value / 2**20:.1f} MiB"
+    if metric == "accuracy":
+        return f"{value * 100:.1f}%"
+    return f"{value:.3g}"
+
+
+def _table(changes: list[Change]) -> list[str]:
+    lines = ["| cell | base | new | change | p | verdict |", "|---|---|---|---|---|---|"]
+    for c in changes:
+        change = "" if c.change is None else f"{c.change:+.1%}"
+        p = "" if c.p is None else f"{c.p:.3g}"
+        lines.append(
+            f"| {c.cell} | {_fmt(c.base, c.metric)} | {_fmt(c.new, c.metric)} | {change} | {p} | {c.verdict} |"
+        )
+    return lines
+
+
+def report(base: Run, new: Run, changes: list[Change], threshold: float, fold: bool) -> str:
+    """Markdown: the verdict counts and geomean, the regressions, then every cell (folded for a pull request)."""
+    counts = {v: sum(c.verdict == v for c in changes) for v in ("worse", "better", "same", "added", "removed")}
+    out = [
+        f"## attnzoo compare: {base.name} → {new.name}",
+        "",
+        f"Base: {base.title} ({base.cite()}). New: {new.title} ({new.cite()}).",
+    ]
+    if note := environment_note(base, new):
+        out += ["", note]
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    out += [
+        "",
+        f"**{summary}.** A cell is better or worse when it changed by more than {threshold:.0%} and the change is "
+        f"significant at the {ALPHA:.0%} level (time: Mann-Whitney U on the repetitions; accuracy: Welch's t over "
+        "seeds; memory, FLOPs and errors are deterministic: the threshold alone). A status change (e.g. ok → OOM) "
+        "counts as worse.",
+    ]
+    for metric in ("time", "memory"):
+        if g := geomean(changes, metric):
+            out.append(f"Geometric mean of new/base {metric}: {g[0]:.3f}x over {g[1]} cells.")
+    worse = [c for c in changes if c.regression()]
+    if worse:
+        out += ["", "### Regressions", "", *_table(worse)]
+    rest = [c for c in changes if not c.regression()]
+    if rest:
+        body = ["", *_table(rest)]
+        if fold:
+            out += ["", f"<details><summary>All other cells ({len(rest)})</summary>", *body, "", "</details>"]
+        else:
+            out += ["", "### All other cells", *body]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,169 @@
+"""Figures written next to the markdown: time, memory and speed-up vs n on log-log axes with interval bands,
+approximation error vs sample size, and the LRA-style bubble chart. White backgrounds, so they read on GitHub in
+light and dark mode alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import rc_context, ticker
+from matplotlib.figure import Figure  # no pyplot: no display backend, no global figure state
+
+from attnzoo.leaderboards.headline import Headline
+from attnzoo.leaderboards.sources import resolved_params
+from attnzoo.leaderboards.timing import repetitions, speedup_interval
+
+STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white", "font.size": 9}
+MARKERS = "os^vDP*Xh<>p"
+
+
+def _figure(width: float, height: float, panels: int = 1):
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, panels, squeeze=False, sharey=True)[0]
+
+
+def _save(fig: Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    return path.name
+
+
+def _style(i: int) -> dict:
+    return {"marker": MARKERS[i % len(MARKERS)], "color": f"C{i % 10}", "markersize": 4}
+
+
+def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str, out: Path, stem: str) -> list[str]:
+    """Time, memory and speed-up vs n for one run's efficiency rows; returns the file names written."""
+    ok = df[(df["status"] == "ok") & (df["pass"] == pass_name)]
+    timed = ok[ok["metric"] == "time"]
+    if timed.empty:
+        return []
+    files = []
+    with rc_context(STYLE):
+        fig, (ax,) = _figure(6.4, 4.2)
+        for i, (setting, g) in enumerate(timed.groupby("setting", sort=False)):
+            g = g.sort_values("seq_len")
+            reps = [np.array(list(repetitions(r).values())) * 1e3 for _, r in g.iterrows()]
+            ax.plot(g["seq_len"], g["value"] * 1e3, label=setting, **_style(i))
+            if any(len(r) > 1 for r in reps):
+                low, high = [np.percentile(r, 25) for r in reps], [np.percentile(r, 75) for r in reps]
+                ax.fill_between(g["seq_len"], low, high, color=f"C{i % 10}", alpha=0.2, linewidth=0)
+        _loglog(ax, "sequence length n", f"time per call (ms), {pass_title}")
+        ax.set_title("Time vs n (median; band: interquartile range over repetitions)")
+        files.append(_save(fig, out / f"{stem}time.png"))
+
+        memory = ok[ok["metric"] == "memory"]
+        if not memory.empty:
+            fig, (ax,) = _figure(6.4, 4.2)
+            for i, (setting, g) in enumerate(memory.groupby("setting", sort=False)):
+                g = g.sort_values("seq_len")
+                ax.plot(g["seq_len"], g["value"] / 2**20, label=setting, **_style(i))
+            _loglog(ax, "sequence length n", f"peak memory allocated (MiB), {pass_title}")
+            ax.set_title("Memory vs n")
+            files.append(_save(fig, out / f"{stem}memory.png"))
+
+        base = {int(r["seq_len"]): r for _, r in timed[timed["setting"] == baseline].iterrows()}
+        if base:
+            fig, (ax,) = _figure(6.4, 4.2)
+            for i, (setting, g) in enumerate(timed.groupby("setting", sort=False)):
+                if setting == baseline:
+                    continue
+                points = [(int(r["seq_len"]), speedup_interval(r, base[int(r["seq_len"])])) for _, r in g.iterrows()]
+                points = sorted((n, iv) for n, iv in points if n in base and iv is not None)
+                if not points:
+                    continue
+                ns = [n for n, _ in points]
+                ax.plot(ns, [iv.median for _, iv in points], label=setting, **_style(i))
+                ax.fill_between(
+                    ns, [iv.low for _, iv in points], [iv.high for _, iv in points], color=f"C{i % 10}", alpha=0.2
+                )
+            ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
+            _loglog(ax, "sequence length n", f"speed-up over {baseline} (> 1: faster)")
+            ax.set_title(f"Speed-up over {baseline}, {pass_title} (band: interval of the median)")
+            files.append(_save(fig, out / f"{stem}speedup.png"))
+    return files
+
+
+def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
+    """Relative error vs the parameter each variant sweeps, at the longest length, one panel per input kind."""
+    ok = df[(df["benchmark"] == "approximation") & (df["status"] == "ok")]
+    if ok.empty:
+        return []
+    n = int(ok["seq_len"].max())
+    ok = ok[ok["seq_len"] == n]
+    kinds = list(dict.fromkeys(ok["input"]))
+    lines = _sweeps(ok)
+    if not lines:
+        return []
+    with rc_context(STYLE):
+        fig, axes = _figure(4.2 * len(kinds), 3.8, len(kinds))
+        for ax, kind in zip(axes, kinds, strict=True):
+            for i, (variant, (param, points)) in enumerate(lines.items()):
+                points = [(x, e, s) for x, e, s, k in points if k == kind]
+                if not points:
+                    continue
+                xs, err, std = (np.array(v, dtype=float) for v in zip(*sorted(points), strict=True))
+                ax.errorbar(xs, err, yerr=std, label=f"{variant} ({param})", capsize=2, **_style(i))
+            _loglog(ax, "sample size (the swept parameter)", "relative error vs exact softmax")
+            ax.set_title(f"{kind} inputs, n={n}")
+        return [_save(fig, out / f"{stem}approximation.png")]
+
+
+def _sweeps(ok: pd.DataFrame) -> dict[str, tuple[str, list[tuple]]]:
+    """variant -> (the one parameter that varies across its settings, [(value, error, std, input), ...])."""
+    found = {}
+    for variant, g in ok.groupby("variant", sort=False):
+        params = [resolved_params(variant, p) or p for p in g["parameters"]]
+        varying = [k for k in params[0] if len({str(p.get(k)) for p in params}) > 1]
+        if len(varying) != 1:
+            continue
+        key = varying[0]
+        found[variant] = (
+            key,
+            [
+                (p[key], r["value"], (r["extra"] or {}).get("std", 0.0), r["input"])
+                for p, (_, r) in zip(params, g.iterrows(), strict=True)
+            ],
+        )
+    return found
+
+
+def bubble(rows: list[Headline], baseline: str, out: Path, stem: str) -> str | None:
+    """LRA-style: x speed-up over the baseline, y average accuracy, area memory relative to the baseline. Speed
+    and accuracy are joined by variant when they were measured at different settings (the caption says which)."""
+    speed = {r.variant: r for r in rows if r.speedup is not None}
+    points = []
+    for r in rows:
+        if not r.accuracy or r.variant not in speed:
+            continue
+        s = speed[r.variant]
+        if r.setting != s.setting and any(x.variant == r.variant and x.accuracy and x.speedup for x in rows):
+            continue
+        points.append((r.variant, s.speedup.median, sum(r.accuracy) / len(r.accuracy), s.memory_ratio or 1.0))
+    if len(points) < 2:
+        return None
+    largest = max(mem for *_, mem in points)
+    with rc_context(STYLE):
+        fig, (ax,) = _figure(6.4, 4.4)
+        for i, (variant, x, y, mem) in enumerate(points):
+            ax.scatter(x, y, s=2500 * mem / largest, color=f"C{i % 10}", alpha=0.45, edgecolors="black", linewidths=0.6)
+            ax.annotate(variant, (x, y), fontsize=8, ha="center", va="center")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"speed-up over {baseline} at the longest common n (log)")
+        ax.set_ylabel("average accuracy over tasks (%)")
+        ax.set_title(f"Speed, accuracy and memory (area: peak memory relative to {baseline})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.margins(0.15)
+        return _save(fig, out / f"{stem}bubble.png")
+
+
+def _loglog(ax, xlabel: str, ylabel: str) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")

@@ -1,0 +1,64 @@
+"""Write a leaderboard directory: leaderboard.md with its figures, and the same numbers as CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attnzoo.leaderboards.headline import timing_pass
+from attnzoo.leaderboards.markdown import PASS_TITLE, Board, markdown
+
+FORMATS = ("md", "csv", "json")
+CELL_COLUMNS = ["setting", "label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input", "value", "unit"]
+
+
+def write(board: Board, out: Path, formats: tuple[str, ...] = ("md",), plots: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "md" in formats:
+        if plots:
+            board.figures = figures(board, out)
+            written += [out / name for names in board.figures.values() for name in names]
+        (out / "leaderboard.md").write_text(markdown(board))
+        written.append(out / "leaderboard.md")
+    cells = board.df.assign(run=[board.runs[i].name for i in board.df["run"]]) if len(board.df) else board.df
+    cells = cells[[c for c in ["run", *CELL_COLUMNS, "status", "error"] if c in cells]]
+    headline = [h.record() for h in board.headline]
+    if "csv" in formats:
+        import pandas as pd
+
+        pd.DataFrame(headline).to_csv(out / "headline.csv", index=False)
+        cells.to_csv(out / "cells.csv", index=False)
+        written += [out / "headline.csv", out / "cells.csv"]
+    if "json" in formats:
+        document = {
+            "title": board.title,
+            "runs": [{"name": r.name, "suite": r.title, "manifest": r.manifest} for r in board.runs],
+            "baseline": board.baseline,
+            "headline": headline,
+            "cells": json.loads(cells.to_json(orient="records")),
+        }
+        (out / "leaderboard.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+        written.append(out / "leaderboard.json")
+    return written
+
+
+def figures(board: Board, out: Path) -> dict[str, list[str]]:
+    """Image files per place in the markdown: "headline", or a run's index."""
+    from attnzoo.leaderboards import plots  # matplotlib: only when figures are wanted
+
+    found: dict[str, list[str]] = {}
+    single = len(board.runs) == 1
+    for i, run in enumerate(board.runs):
+        part = board.df[board.df["run"] == i]
+        stem = "" if single else f"{run.name}-"
+        names = []
+        eff = part[part["benchmark"] == "efficiency"]
+        if pass_name := timing_pass(eff):
+            names += plots.efficiency(eff, board.baseline, pass_name, PASS_TITLE[pass_name], out, stem)
+        names += plots.approximation(part, out, stem)
+        if names:
+            found[str(i)] = names
+    if bubble := plots.bubble(board.headline, board.baseline, out, ""):
+        found["headline"] = [bubble]
+    return found

@@ -1,0 +1,134 @@
+"""Run directories as leaderboard sources: their rows, manifest and suite, merged into one table with every row
+tagged by the run it came from, and variant settings named the same way across runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from attnzoo.harness.results import RunDirError, RunStore
+
+IDENTITY = ["label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input"]  # one measurement in a run
+Prefer = Literal["error", "first", "last", "all"]  # all: keep every run's copy (a comparison of runs)
+
+
+@dataclass
+class Run:
+    dir: Path
+    rows: list[dict]
+    manifest: dict
+    suite: Any  # attnzoo.harness.suite.Suite, loaded schema-only (plugins need not be installed)
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def title(self) -> str:
+        suite = self.suite.name if self.suite is not None else None
+        return self.manifest.get("suite") or suite or (self.rows[0].get("suite") if self.rows else None) or "run"
+
+    def cite(self) -> str:
+        """Where and how the run was measured, in one line."""
+        m = self.manifest
+        threads = m.get("threads")
+        kind = "CPU" if str(m.get("device", "cpu")).startswith("cpu") else "GPU"
+        return (
+            f"{kind}: {m.get('device_name')}, {threads} thread{'s' * (threads != 1)}, torch {m.get('torch')}, "
+            f"attnzoo git {str(m.get('git'))[:10]}, {str(m.get('date'))[:10]}"
+        )
+
+    def order(self) -> list[str]:
+        """Labels in the suite's order."""
+        if self.suite is None:
+            return []
+        return [entry.label_for(s) for entry in self.suite.variants for s in entry.settings()]
+
+
+def load_run(path: str | Path) -> Run:
+    from attnzoo.harness.suite import load_suite
+
+    store = RunStore(path)
+    if not store.exists():
+        raise RunDirError(f"{path}: not a run directory (no suite.yaml)")
+    suite = load_suite(store.dir / "suite.yaml", check_variants=False)
+    return Run(store.dir, store.rows(), store.manifest(), suite)
+
+
+def frame(runs: list[Run], prefer: Prefer = "error") -> pd.DataFrame:
+    """Every run's rows in one table with a `run` column (index into `runs`) and a `setting` column naming the
+    variant setting the same way in every run. Within a run the latest row of a measurement wins; a cell (same
+    key) present in two runs is an error unless `prefer` says which run keeps it."""
+    parts = []
+    for i, run in enumerate(runs):
+        df = pd.DataFrame(run.rows)
+        if df.empty:
+            continue
+        for column in [*IDENTITY, "variant", "parameters", "key", "extra", "error", "value"]:
+            if column not in df:
+                df[column] = None
+        df["variant"] = df["variant"].fillna(df["label"])
+        df["parameters"] = [p if isinstance(p, dict) else {} for p in df["parameters"]]
+        identity = ["/".join(map(str, t)) for t in zip(*(df[c] for c in IDENTITY), strict=True)]  # keyless rows
+        df["key"] = [k or i for k, i in zip(df["key"], identity, strict=True)]
+        df = df.drop_duplicates(IDENTITY, keep="last")
+        parts.append(df.assign(run=i))
+    if not parts:
+        return pd.DataFrame(columns=[*IDENTITY, "run", "setting", "key", "status", "value", "extra", "variant"])
+    df = pd.concat(parts, ignore_index=True)
+    owners = df.groupby("key")["run"].unique()
+    shared = owners[owners.map(len) > 1]
+    if len(shared) and prefer != "all":
+        if prefer == "error":
+            example = df[df["key"] == shared.index[0]].iloc[0]
+            raise RunDirError(
+                f"{len(shared)} cell(s) are in more than one run (e.g. {example['benchmark']} {example['label']} "
+                f"n={example['seq_len']} in {', '.join(str(runs[i].dir) for i in shared.iloc[0])}); pass "
+                "--prefer first or --prefer last to keep the cell from the first or last run given, or leave a "
+                "run out"
+            )
+        keep = {key: (min(r) if prefer == "first" else max(r)) for key, r in shared.items()}
+        df = df[[keep.get(k, r) == r for k, r in zip(df["key"], df["run"], strict=True)]]
+    df = df.reset_index(drop=True)
+    df["setting"] = [
+        setting_name(v, p, lbl) for v, p, lbl in zip(df["variant"], df["parameters"], df["label"], strict=True)
+    ]
+    return df
+
+
+def resolved_params(variant: str, params: dict) -> dict | None:
+    """The variant's parameters with its defaults filled in; None when it is not installed here."""
+    from attnzoo.zoo import variant_info
+
+    try:
+        return variant_info(variant).validate_params(params or {}).model_dump()
+    except Exception:  # a plugin that is not installed: fall back to the parameters as given
+        return None
+
+
+def setting_name(variant: str, params: dict, label: str) -> str:
+    """`name` at the variant's defaults, else `name(k=v, ...)` with the values that differ: the same setting gets
+    the same name in every run, however its suite spelled it (params, sweep or defaults)."""
+    full = resolved_params(variant, params)
+    if full is None:
+        return label
+    defaults = resolved_params(variant, {}) or {}
+    changed = {k: v for k, v in full.items() if defaults.get(k) != v}
+    return variant if not changed else f"{variant}({', '.join(f'{k}={v}' for k, v in changed.items())})"
+
+
+def sizes(variant: str, params: dict) -> str:
+    """The numbers that size a variant's approximation, defaults included (seeds, dropout and unset sizes left
+    out): what a reader needs to know a setting by."""
+    full = resolved_params(variant, params)
+    if full is None:
+        return ", ".join(f"{k}={v}" for k, v in (params or {}).items())
+    shown = {
+        k: v
+        for k, v in full.items()
+        if isinstance(v, int) and not isinstance(v, bool) and k != "seed" or k in (params or {}) and k != "seed"
+    }
+    return ", ".join(f"{k}={v}" for k, v in shown.items())

@@ -1,0 +1,253 @@
+"""Publishing: fixed rows in, exact markdown out (golden files); merged runs; compare's verdicts and exit codes.
+
+Regenerate the golden files after an intended change with UPDATE_GOLDEN=1 and read the diff."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from attnzoo.cli import main
+from attnzoo.harness.results import RunDirError
+from attnzoo.leaderboards.compare import compare
+from attnzoo.leaderboards.markdown import build, markdown
+from attnzoo.leaderboards.sources import load_run
+
+GOLDEN = Path(__file__).parent / "golden"
+ENV = {"torch": "2.13.0+cpu", "device_name": "Fixture CPU", "threads": 1, "code": "c0de", "cpu_capability": "AVX2"}
+MANIFEST = {
+    "date": "2026-01-02T03:04:05+00:00",
+    "device": "cpu",
+    "device_name": "Fixture CPU",
+    "threads": 1,
+    "torch": "2.13.0+cpu",
+    "git": "0123456789abcdef",
+    "numerics": {"cpu_capability": "AVX2", "blas": "OpenBLAS", "onednn": "3.0"},
+}
+EFFICIENCY_SUITE = """name: fixture-speed
+description: Fixed rows for the golden tests.
+variants: [sdpa, vanilla, {name: linformer, params: {k: 64}}, informer, s3attention, xformers]
+layer: {dim: 64, heads: 2, batch: 1}
+seq_lens: [1024, 4096, 16384]
+benchmarks:
+  efficiency: {metrics: [time, memory], passes: [forward_backward], repetitions: 5}
+  approximation: {inputs: [text], seeds: 2}
+execution: {on_unavailable: skip}
+"""
+ACCURACY_SUITE = """name: fixture-accuracy
+variants: [sdpa, {name: linformer, params: {k: 64}}, s3attention]
+benchmarks:
+  accuracy: {seeds: 3, tasks: {listops: {seq_len: 64}, text: {seq_len: 64}}}
+"""
+# seconds per call at n: sdpa is quadratic, the others near-linear; repetition r scales by SPREAD[r]
+SECONDS = {
+    "sdpa": {1024: 0.004, 4096: 0.064, 16384: 1.0},
+    "vanilla": {1024: 0.008, 4096: 0.13},
+    "linformer(k=64)": {1024: 0.006, 4096: 0.02, 16384: 0.08},
+    "informer": {1024: 0.01},
+    "s3attention": {1024: 0.003, 4096: 0.012, 16384: 0.05},
+}
+SPREAD = [1.0, 1.02, 0.98, 1.01, 0.99]
+FAILED = {("vanilla", 16384): "oom", ("informer", 4096): "timeout", ("informer", 16384): "skipped"}
+
+
+def row(label: str, benchmark: str, n: int, **fields) -> dict:
+    variant = label.split("(")[0]
+    params = {"k": 64} if variant == "linformer" else {}
+    base = {
+        "suite": "fixture",
+        "variant": variant,
+        "label": label,
+        "parameters": params,
+        "task": None,
+        "benchmark": benchmark,
+        "seq_len": n,
+        "seed": None,
+        "key": f"{label}/{benchmark}/{n}/{fields.get('task')}/{fields.get('seed')}",
+        "env": ENV,
+        "metric": None,
+        "pass": None,
+        "input": None,
+        "value": None,
+        "unit": None,
+        "status": "ok",
+        "error": None,
+        "extra": {},
+    }
+    return {**base, **fields}
+
+
+def efficiency_rows(slow: dict | None = None) -> list[dict]:
+    """`slow`: (label, n) -> factor applied to that cell's times."""
+    rows = []
+    for label in ["sdpa", "vanilla", "linformer(k=64)", "informer", "s3attention", "xformers"]:
+        for n in (1024, 4096, 16384):
+            if label == "xformers":
+                rows.append(row(label, "efficiency", n, status="unavailable", error="xformers is not installed"))
+                continue
+            if (label, n) in FAILED:
+                rows.append(row(label, "efficiency", n, status=FAILED[label, n], error=f"{FAILED[label, n]} at {n}"))
+                continue
+            t = SECONDS[label][n] * (slow or {}).get((label, n), 1.0)
+            shift = len(label)  # each variant's repetitions vary in its own order, so ratios spread too
+            reps = [t * SPREAD[(r + shift) % 5] for r in range(5)]
+            extra = {"repetitions": reps, "rounds": list(range(5)), "clean": [True] * 5}
+            rows.append(
+                row(
+                    label,
+                    "efficiency",
+                    n,
+                    metric="time",
+                    value=t,
+                    unit="s",
+                    extra=extra,
+                    **{"pass": "forward_backward"},
+                )
+            )
+            memory = (n * n * 8 if label in ("sdpa", "vanilla") else n * 4096) + 2**20
+            rows.append(
+                row(label, "efficiency", n, metric="memory", value=memory, unit="bytes", **{"pass": "forward_backward"})
+            )
+    for label, error in [("linformer(k=64)", 0.5), ("informer", 0.7)]:
+        for n in (1024, 4096):
+            rows.append(
+                row(label, "approximation", n, metric="rel_error", input="text", value=error, extra={"std": 0.01})
+            )
+    rows.append(
+        row(
+            "s3attention",
+            "approximation",
+            1024,
+            metric="rel_error",
+            status="unsupported",
+            error="s3attention is not a softmax approximation",
+        )
+    )
+    return rows
+
+
+def accuracy_rows() -> list[dict]:
+    values = {"sdpa": (40, 70), "linformer(k=64)": (38, 66), "s3attention": (42, 72)}
+    rows = []
+    for label, (listops, text) in values.items():
+        for seed in range(3):
+            for task, v in (("listops", listops), ("text", text)):
+                extra = {"chance": 0.1 if task == "listops" else 0.25, "data": "fixture", "sizes": [10, 2, 2]}
+                rows.append(
+                    row(
+                        label,
+                        "accuracy",
+                        64,
+                        task=task,
+                        seed=seed,
+                        metric="accuracy",
+                        value=(v + seed) / 100,
+                        unit="fraction",
+                        extra=extra,
+                    )
+                )
+    return rows
+
+
+def make_run(path: Path, suite: str, rows: list[dict]) -> Path:
+    path.mkdir(parents=True)
+    (path / "suite.yaml").write_text(suite)
+    (path / "manifest.json").write_text(json.dumps({**MANIFEST, "suite": suite.split()[1]}))
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; if intended, regenerate with UPDATE_GOLDEN=1 and read the diff"
+
+
+@pytest.fixture
+def speed_run(tmp_path):
+    return make_run(tmp_path / "speed", EFFICIENCY_SUITE, efficiency_rows())
+
+
+@pytest.fixture
+def accuracy_run(tmp_path):
+    return make_run(tmp_path / "accuracy", ACCURACY_SUITE, accuracy_rows())
+
+
+def test_efficiency_leaderboard_matches_its_golden_file(speed_run):
+    board = markdown(build([load_run(speed_run)]))
+    check_golden("efficiency.md", board)
+    assert sum("xformers" in line for line in board.splitlines()) == 1  # unavailable: one line, not a row per table
+    assert "s3attention: unsupported — s3attention is not a softmax approximation" in board
+    headline = board[board.index("## Headline") : board.index("Sizes:")]
+    assert "| vanilla |  | 0.487x (0.482–0.507) at 4096 |" in headline  # paired per round, with its interval
+    assert "4096 (OOM at 16384)" in headline and "1024 (timeout at 4096)" in headline
+    best = "| s3attention | r=8, s1=8, s2=8, stem_kernel=3 | **20.2x (19.4–20.4) at 16384**"
+    assert best in headline  # the best speed-up in bold, the sizes it ran with shown
+
+
+def test_single_variant_run_renders(tmp_path):
+    rows = [r for r in efficiency_rows() if r["label"] == "s3attention" and r["benchmark"] == "efficiency"]
+    run = make_run(tmp_path / "one", EFFICIENCY_SUITE.replace("[sdpa, vanilla", "[s3attention, vanilla"), rows)
+    check_golden("single.md", markdown(build([load_run(run)])))
+
+
+def test_merged_runs_cite_each_run_and_join_in_one_headline(speed_run, accuracy_run):
+    board = markdown(build([load_run(speed_run), load_run(accuracy_run)]))
+    check_golden("merged.md", board)
+    assert "merged from 2 runs" in board and "## fixture-accuracy (accuracy)" in board
+    s3 = next(line for line in board.splitlines() if line.startswith("| s3attention |"))
+    assert "20.2x" in s3 and "58.0 (" in s3  # speed from one run, accuracy from the other
+
+
+def test_a_cell_in_two_runs_must_be_resolved_explicitly(speed_run, tmp_path):
+    copy = make_run(tmp_path / "copy", EFFICIENCY_SUITE, efficiency_rows())
+    with pytest.raises(RunDirError, match="--prefer first or --prefer last"):
+        build([load_run(speed_run), load_run(copy)])
+    assert build([load_run(speed_run), load_run(copy)], prefer="last").df["run"].eq(1).all()
+
+
+def test_leaderboard_command_writes_markdown_figures_csv_and_json(speed_run, accuracy_run, tmp_path, capsys):
+    out = tmp_path / "published"
+    assert main(["leaderboard", str(speed_run), str(accuracy_run), "-o", str(out), "--format", "md,csv,json"]) == 0
+    board = (out / "leaderboard.md").read_text()
+    images = [line[line.index("(") + 1 : -1] for line in board.splitlines() if line.startswith("![")]
+    assert {"speed-time.png", "speed-speedup.png", "bubble.png"} <= set(images)
+    assert all((out / image).stat().st_size > 1000 for image in images)  # relative links that resolve
+    headline = json.loads((out / "leaderboard.json").read_text())["headline"]
+    assert {h["setting"]: h["longest_n"] for h in headline}["vanilla"] == 4096
+    assert "speedup_low" in (out / "headline.csv").read_text().splitlines()[0]
+    assert main(["leaderboard", str(speed_run), str(accuracy_run)]) == 2  # merging needs -o
+    assert "name its directory with -o DIR" in capsys.readouterr().err
+
+
+def test_compare_passes_identical_runs(speed_run, tmp_path, capsys):
+    same = make_run(tmp_path / "same", EFFICIENCY_SUITE, efficiency_rows())
+    changes = compare(load_run(speed_run), load_run(same))
+    assert {c.verdict for c in changes} == {"same"}
+    assert main(["compare", str(speed_run), str(same), "--fail-on-regression"]) == 0
+
+
+def test_compare_catches_a_slowdown_and_fails_the_gate(speed_run, tmp_path, capsys):
+    slow = make_run(tmp_path / "slow", EFFICIENCY_SUITE, efficiency_rows(slow={("s3attention", 4096): 1.5}))
+    changes = compare(load_run(speed_run), load_run(slow))
+    worse = [c for c in changes if c.verdict == "worse"]
+    assert [c.cell for c in worse] == ["s3attention n=4096 fwd+bwd time"]
+    assert worse[0].change == pytest.approx(0.5) and worse[0].p < 0.05
+    assert main(["compare", str(speed_run), str(slow), "--format", "md", "--fail-on-regression"]) == 1
+    comment = capsys.readouterr().out
+    assert comment.index("### Regressions") < comment.index("<details>")  # regressions first, the rest folded
+    assert main(["compare", str(speed_run), str(slow)]) == 0  # without the gate a regression is reported only
+
+
+def test_compare_counts_a_new_failure_and_a_small_change_as_what_they_are(speed_run, tmp_path):
+    rows = efficiency_rows(slow={("sdpa", 1024): 1.03})  # 3%: under the 5% threshold
+    rows = [r for r in rows if not (r["label"] == "s3attention" and r["seq_len"] == 16384)]
+    rows.append(row("s3attention", "efficiency", 16384, status="oom", error="oom"))
+    changes = {
+        c.cell: c.verdict
+        for c in compare(load_run(speed_run), load_run(make_run(tmp_path / "n", EFFICIENCY_SUITE, rows)))
+    }
+    assert changes["sdpa n=1024 fwd+bwd time"] == "same"
+    assert any(cell.startswith("s3attention n=16384") and v == "worse" for cell, v in changes.items())
