@@ -150,10 +150,10 @@ def accuracy_rows() -> list[dict]:
     return rows
 
 
-def make_run(path: Path, suite: str, rows: list[dict]) -> Path:
+def make_run(path: Path, suite: str, rows: list[dict], **manifest) -> Path:
     path.mkdir(parents=True)
     (path / "suite.yaml").write_text(suite)
-    (path / "manifest.json").write_text(json.dumps({**MANIFEST, "suite": suite.split()[1]}))
+    (path / "manifest.json").write_text(json.dumps({**MANIFEST, "suite": suite.split()[1], **manifest}))
     (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -199,6 +199,17 @@ def test_merged_runs_cite_each_run_and_join_in_one_headline(speed_run, accuracy_
     assert "merged from 2 runs" in board and "## fixture-accuracy (accuracy)" in board
     s3 = next(line for line in board.splitlines() if line.startswith("| s3attention |"))
     assert "20.2x" in s3 and "58.0 (" in s3  # speed from one run, accuracy from the other
+
+
+def test_speed_columns_from_different_machines_are_flagged(speed_run, tmp_path):
+    rows = [{**r, "key": "gpu/" + r["key"]} for r in efficiency_rows() if r["label"] in ("sdpa", "s3attention")]
+    rows += [{**r, "seq_len": 65536, "key": "gpu/64k/" + r["key"]} for r in rows if r["seq_len"] == 16384]
+    gpu = make_run(tmp_path / "gpu", EFFICIENCY_SUITE, rows, device_name="Fixture GPU", device="cuda")
+    board = markdown(build([load_run(speed_run), load_run(gpu)]))
+    assert "**The speed columns come from runs on different machines" in board
+    s3 = next(line for line in board.splitlines() if line.startswith("| s3attention |"))
+    assert "at 65536" in s3 and s3.endswith("| gpu |")  # the longest common length, and the run named
+    assert "**CPU and GPU results**" in board
 
 
 def test_a_cell_in_two_runs_must_be_resolved_explicitly(speed_run, tmp_path):

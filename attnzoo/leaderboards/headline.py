@@ -64,7 +64,8 @@ def build(df: pd.DataFrame, baseline: str, exact: set[str]) -> list[Headline]:
         row = Headline(setting, first["variant"], sizes(first["variant"], first["parameters"]))
         if pass_name:
             _efficiency(row, df, group, baseline, pass_name)
-        _approximation(row, group, exact)
+        if (df["benchmark"] == "approximation").any():
+            _approximation(row, group, exact)
         acc = group[group["benchmark"] == "accuracy"]
         if not acc.empty:
             run = int(acc["run"].max())  # the last run given that trained this setting
@@ -149,8 +150,9 @@ def _best(values: dict[str, float | None], higher: bool) -> set[str]:
     return {k for k, v in present.items() if math.isclose(v, target)}
 
 
-def table(rows: list[Headline], baseline: str, pass_title: str) -> list[str]:
-    """The markdown table (best per column in bold) and the lines that say what each column means."""
+def table(rows: list[Headline], baseline: str, pass_title: str, run_names: list[str] | None = None) -> list[str]:
+    """The markdown table (best per column in bold) and the lines that say what each column means; with
+    `run_names` (merged runs), a last column names the runs each row's numbers come from."""
     has = {
         "speed": any(r.speedup for r in rows),
         "scale": any(r.longest_n or r.stopped_by for r in rows),
@@ -175,6 +177,8 @@ def table(rows: list[Headline], baseline: str, pass_title: str) -> list[str]:
         header += ["approx. error"]
     if has["acc"]:
         header += ["accuracy (avg %)"]
+    if run_names:
+        header += ["from"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def bold(text: str, column: str, setting: str) -> str:
@@ -205,6 +209,8 @@ def table(rows: list[Headline], baseline: str, pass_title: str) -> list[str]:
                 mean, low, high = accuracy_table.mean_interval(r.accuracy)
                 acc = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
             cells.append(bold(acc, "acc", r.setting))
+        if run_names:
+            cells.append(", ".join(run_names[i] for i in sorted(set(r.runs.values()))))
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["Sizes: the parameters that size each variant, defaults included."]
     if has["speed"]:

@@ -3,6 +3,7 @@ from."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,11 +116,12 @@ def markdown(board: Board) -> str:
         return "\n".join(out + ["", "No results."]) + "\n"
     if any(_has_content(r) for r in board.headline):
         pass_title = PASS_TITLE.get(board.pass_name or "", "")
-        out += ["", "## Headline", "", *headline_table(board.headline, board.baseline, pass_title)]
+        names = None if single else [run.name for run in runs]
+        out += ["", "## Headline", "", *headline_table(board.headline, board.baseline, pass_title, names)]
+        out += _mixed_speed_sources(board)
         for name in board.figures.get("headline", []):
             out += [
-                "",
-                f"![{name}]({name})",
+                *_image(name),
                 "",
                 f"Bubbles: speed-up over {board.baseline} and memory from the speed columns above, accuracy from the "
                 "accuracy column; where a variant was trained at other sizes than it was timed at (e.g. sample "
@@ -147,6 +149,25 @@ def markdown(board: Board) -> str:
         out += ["", "## Cells that errored", ""]
         out += [f"- {r.benchmark} {r.label} n={r.seq_len}: {str(r.error).splitlines()[0]}" for r in errors.itertuples()]
     return "\n".join(out) + "\n"
+
+
+def _mixed_speed_sources(board: Board) -> list[str]:
+    """A warning when the speed columns of different rows come from runs on different machines or layers."""
+    used = sorted({r.runs["efficiency"] for r in board.headline if "efficiency" in r.runs})
+
+    def setup(i: int) -> tuple:
+        m, suite = board.runs[i].manifest, board.runs[i].suite
+        layer = suite.layer.model_dump() if suite is not None else None
+        return (m.get("device_name"), m.get("threads"), m.get("torch"), json.dumps(layer, sort_keys=True))
+
+    if len({setup(i) for i in used}) < 2:
+        return []
+    return [
+        "",
+        "**The speed columns come from runs on different machines, thread counts, torch versions or layer shapes** "
+        f"({', '.join(board.runs[i].name for i in used)}): each ratio is sound within its run, but rows are not "
+        "comparable to one another.",
+    ]
 
 
 def _has_content(r: Headline) -> bool:
@@ -186,7 +207,7 @@ def _sections(df: pd.DataFrame, run: Run, board: Board, h: str, figures: list[st
             coverage = min(coverage or 1.0, speedups[1])
     if not _metric_rows(eff, "time", "forward").empty or not _metric_rows(eff, "time", "forward_backward").empty:
         out += ["", timing.legend(coverage)]
-    out += [f"![{name}]({name})" for name in figures if not name.endswith("approximation.png")]
+    out += [line for name in figures if not name.endswith("approximation.png") for line in _image(name)]
     allocator = run.manifest.get("allocator") or (
         suite.benchmarks.efficiency.allocator if suite is not None and suite.benchmarks.efficiency else "not recorded"
     )
@@ -224,12 +245,26 @@ def _sections(df: pd.DataFrame, run: Run, board: Board, h: str, figures: list[st
             )
             out += ["", f"{h}# {kind_} inputs", "", _table(part, lambda t: f"{t[0]:.3g} ± {t[1]:.2g}", slope=False)]
         out += _why_unsupported(approx)
-        out += [f"![{name}]({name})" for name in figures if name.endswith("approximation.png")]
+        out += [line for name in figures if name.endswith("approximation.png") for line in _image(name)]
     accuracy = df[df["benchmark"] == "accuracy"]
     if not accuracy.empty:
         lines = accuracy_table.section(accuracy, STATUS_TEXT)
         out += ["", lines[0].replace("## ", f"{h} ", 1), *lines[1:]]
     return out
+
+
+FIGURE_ALT = {
+    "time": "time vs n",
+    "memory": "peak memory vs n",
+    "speedup": "speed-up over the baseline vs n",
+    "approximation": "approximation error vs sample size",
+    "bubble": "speed-up, accuracy and memory",
+}
+
+
+def _image(name: str) -> list[str]:
+    kind = name.removesuffix(".png").rsplit("-", 1)[-1]
+    return ["", f"![{FIGURE_ALT.get(kind, kind)}]({name})"]
 
 
 def _why_unsupported(df: pd.DataFrame) -> list[str]:

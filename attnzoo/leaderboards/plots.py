@@ -30,6 +30,17 @@ def _save(fig: Figure, path: Path) -> str:
     return path.name
 
 
+def _groups(df: pd.DataFrame) -> list[tuple[int, str, pd.DataFrame]]:
+    """(colour index, setting, rows) in the suite's order; the colour follows the suite position, so a variant
+    keeps its colour in every figure of a run."""
+    if isinstance(df["label"].dtype, pd.CategoricalDtype):
+        codes = df["label"].cat.codes
+    else:
+        codes = pd.Series(pd.factorize(df["setting"])[0], index=df.index)
+    first = codes.groupby(df["setting"]).min().sort_values(kind="stable")
+    return [(int(code), setting, df[df["setting"] == setting]) for setting, code in first.items()]
+
+
 def _style(i: int) -> dict:
     return {"marker": MARKERS[i % len(MARKERS)], "color": f"C{i % 10}", "markersize": 4}
 
@@ -43,7 +54,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
     files = []
     with rc_context(STYLE):
         fig, (ax,) = _figure(6.4, 4.2)
-        for i, (setting, g) in enumerate(timed.groupby("setting", sort=False)):
+        for i, setting, g in _groups(timed):
             g = g.sort_values("seq_len")
             reps = [np.array(list(repetitions(r).values())) * 1e3 for _, r in g.iterrows()]
             ax.plot(g["seq_len"], g["value"] * 1e3, label=setting, **_style(i))
@@ -57,7 +68,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
         memory = ok[ok["metric"] == "memory"]
         if not memory.empty:
             fig, (ax,) = _figure(6.4, 4.2)
-            for i, (setting, g) in enumerate(memory.groupby("setting", sort=False)):
+            for i, setting, g in _groups(memory):
                 g = g.sort_values("seq_len")
                 ax.plot(g["seq_len"], g["value"] / 2**20, label=setting, **_style(i))
             _loglog(ax, "sequence length n", f"peak memory allocated (MiB), {pass_title}")
@@ -67,11 +78,12 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
         base = {int(r["seq_len"]): r for _, r in timed[timed["setting"] == baseline].iterrows()}
         if base:
             fig, (ax,) = _figure(6.4, 4.2)
-            for i, (setting, g) in enumerate(timed.groupby("setting", sort=False)):
+            for i, setting, g in _groups(timed):
                 if setting == baseline:
                     continue
-                points = [(int(r["seq_len"]), speedup_interval(r, base[int(r["seq_len"])])) for _, r in g.iterrows()]
-                points = sorted((n, iv) for n, iv in points if n in base and iv is not None)
+                ns = [int(n) for n in g["seq_len"] if int(n) in base]
+                rows = {int(r["seq_len"]): r for _, r in g.iterrows()}
+                points = [(n, iv) for n in sorted(ns) if (iv := speedup_interval(rows[n], base[n])) is not None]
                 if not points:
                     continue
                 ns = [n for n, _ in points]
