@@ -121,14 +121,15 @@ def setting_name(variant: str, params: dict, label: str) -> str:
 
 
 def sizes(variant: str, params: dict) -> str:
-    """The numbers that size a variant's approximation, defaults included (seeds, dropout and unset sizes left
-    out): what a reader needs to know a setting by."""
+    """The numbers that size a variant's approximation, defaults included (a size left to the implementation shows
+    as `default`; seeds, dropout and switches are left out): what a reader needs to know a setting by."""
     full = resolved_params(variant, params)
+    given = params or {}
     if full is None:
-        return ", ".join(f"{k}={v}" for k, v in (params or {}).items())
+        return ", ".join(f"{k}={v}" for k, v in given.items())
     shown = {
-        k: v
+        k: "default" if v is None else v
         for k, v in full.items()
-        if isinstance(v, int) and not isinstance(v, bool) and k != "seed" or k in (params or {}) and k != "seed"
+        if k != "seed" and (k in given or v is None or isinstance(v, int) and not isinstance(v, bool))
     }
     return ", ".join(f"{k}={v}" for k, v in shown.items())
