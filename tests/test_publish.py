@@ -212,6 +212,17 @@ def test_speed_columns_from_different_machines_are_flagged(speed_run, tmp_path):
     assert "**CPU and GPU results**" in board
 
 
+def test_a_variant_that_has_not_trained_every_task_has_no_average_yet(tmp_path):
+    rows = [r for r in accuracy_rows() if not (r["label"] == "s3attention" and r["task"] == "text")]
+    board = build([load_run(make_run(tmp_path / "partial", ACCURACY_SUITE, rows))])
+    averages = {h.setting: h.accuracy for h in board.headline}
+    assert averages["s3attention"] == [] and len(averages["sdpa"]) == 3
+    # a run still in progress: no variant has reached the suite's second task, so nobody has an average
+    listops = [r for r in accuracy_rows() if r["task"] == "listops"]
+    board = build([load_run(make_run(tmp_path / "running", ACCURACY_SUITE, listops))])
+    assert all(h.accuracy == [] for h in board.headline)
+
+
 def test_a_cell_in_two_runs_must_be_resolved_explicitly(speed_run, tmp_path):
     copy = make_run(tmp_path / "copy", EFFICIENCY_SUITE, efficiency_rows())
     with pytest.raises(RunDirError, match="--prefer first or --prefer last"):

@@ -54,9 +54,12 @@ def timing_pass(df: pd.DataFrame) -> str | None:
     return None
 
 
-def build(df: pd.DataFrame, baseline: str, exact: set[str]) -> list[Headline]:
+def build(
+    df: pd.DataFrame, baseline: str, exact: set[str], tasks: dict[int, list[str]] | None = None
+) -> list[Headline]:
     """Headline rows in the order settings first appear; `exact` names the variants that compute softmax
-    attention exactly (their approximation error is zero by construction)."""
+    attention exactly (their approximation error is zero by construction); `tasks`: per run, the accuracy tasks
+    its suite declares (a variant has an average only when it finished all of them)."""
     pass_name = timing_pass(df)
     rows = []
     for setting, group in df.groupby("setting", sort=False):
@@ -70,11 +73,11 @@ def build(df: pd.DataFrame, baseline: str, exact: set[str]) -> list[Headline]:
         if not acc.empty:
             run = int(acc["run"].max())  # the last run given that trained this setting
             acc = acc[acc["run"] == run]
-            # seeds that finished the tasks every variant of that run trained on
-            tasks = df[(df["benchmark"] == "accuracy") & (df["run"] == run)]["task"].unique()
-            complete = acc["task"].nunique() == len(tasks)
+            declared = (tasks or {}).get(run) or df[(df["benchmark"] == "accuracy") & (df["run"] == run)]["task"]
+            complete = set(acc["task"]) >= set(declared)  # an unfinished run has no average yet
             row.accuracy = accuracy_table.averages(acc, by="setting").get(setting, []) if complete else []
-            row.runs["accuracy"] = run
+            if row.accuracy:
+                row.runs["accuracy"] = run
         rows.append(row)
     return rows
 

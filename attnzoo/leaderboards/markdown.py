@@ -91,8 +91,13 @@ def build(runs: list[Run], prefer: Prefer = "error") -> Board:
         order += [label for label in dict.fromkeys(df["label"]) if label not in order]
         df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(order)))
     exact = {name for name in dict.fromkeys(df["variant"]) if name in EXACT} if len(df) else set()
-    headline = build_headline(df, baseline, exact) if len(df) else []
+    tasks = {i: list(run.suite.benchmarks.accuracy.tasks) for i, run in enumerate(runs) if _trains(run)}
+    headline = build_headline(df, baseline, exact, tasks) if len(df) else []
     return Board(runs, df, baseline, timing_pass(df) if len(df) else None, headline, unavailable)
+
+
+def _trains(run: Run) -> bool:
+    return run.suite is not None and run.suite.benchmarks.accuracy is not None
 
 
 def render(rows: list[dict], manifest: dict, suite: Any = None) -> str:
