@@ -45,9 +45,11 @@ class InformerAttention(ProjectedAttention):
         n_keys = n_top = min(self.factor * math.ceil(math.log(n)), n) if n > 1 else 1
         # As in the original, one set of sampled key indices per query, shared over batch and heads.
         uniform = self.sampler.rand(1, n, n_keys, device=q.device).expand(b, n, n_keys)
-        sampled = sample_real(real_positions(real), n_real, uniform)
-        k_sample = torch.gather(k, 2, sampled.view(b, 1, n * n_keys, 1).expand(b, h, n * n_keys, p))
-        qk_sample = (q[:, :, :, None, :] * k_sample.view(b, h, n, n_keys, p)).sum(-1)
+        sampled = sample_real(real_positions(real), n_real, uniform).reshape(b, n * n_keys)
+        # Whole key rows by index, then one (1 x p) @ (p x U) product per query, as the original does; a gather
+        # with an index expanded over every channel and a broadcast multiply-sum cost several times as much.
+        k_sample = torch.stack([k[i].index_select(1, sampled[i]) for i in range(b)]).view(b, h, n, n_keys, p)
+        qk_sample = (q.unsqueeze(-2) @ k_sample.transpose(-1, -2)).squeeze(-2)  # (B, H, n, U)
         sparsity = qk_sample.amax(dim=-1) - qk_sample.sum(dim=-1) / n_real.view(b, 1, 1)
         sparsity = sparsity.masked_fill(~real[:, None, :], float("-inf"))
         top = sparsity.topk(n_top, dim=-1).indices  # (B, H, u)
