@@ -48,7 +48,11 @@ class InformerAttention(ProjectedAttention):
         sampled = sample_real(real_positions(real), n_real, uniform).reshape(b, n * n_keys)
         # Whole key rows by index, then one (1 x p) @ (p x U) product per query, as the original does; a gather
         # with an index expanded over every channel and a broadcast multiply-sum cost several times as much.
-        k_sample = torch.stack([k[i].index_select(1, sampled[i]) for i in range(b)]).view(b, h, n, n_keys, p)
+        # One index_select over keys laid out (H, B·n, p), so the largest tensor is written once (a per-batch
+        # select and a stack would copy it again); for B = 1 the layout change is a view.
+        offsets = (torch.arange(b, device=q.device) * n)[:, None]
+        by_head = k.transpose(0, 1).reshape(h, b * n, p).index_select(1, (sampled + offsets).flatten())
+        k_sample = by_head.view(h, b, n, n_keys, p).transpose(0, 1)  # (B, H, n, U, p)
         qk_sample = (q.unsqueeze(-2) @ k_sample.transpose(-1, -2)).squeeze(-2)  # (B, H, n, U)
         sparsity = qk_sample.amax(dim=-1) - qk_sample.sum(dim=-1) / n_real.view(b, 1, 1)
         sparsity = sparsity.masked_fill(~real[:, None, :], float("-inf"))
