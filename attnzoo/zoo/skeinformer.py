@@ -56,27 +56,37 @@ class SkeinformerAttention(ProjectedAttention):
         n_real = real.sum(dim=1)
         key_ok = real[:, None, None, :]
 
+        q = q * scale  # once on (n, p) rather than on every (n, d) and (d, n) product below
+
         # 1. Pilot: d query rows drawn uniformly (with replacement) among real tokens; their exact rows.
         pilot = sample_real(real_positions(real), n_real, self.sampler.rand(b, h, d, device=q.device))
-        pilot_rows = ((_gather_rows(q, pilot) @ k.transpose(-1, -2)) * scale).masked_fill(~key_ok, float("-inf"))
+        pilot_rows = _gather_rows(q, pilot) @ k.transpose(-1, -2)
+        if mask is not None:
+            pilot_rows = pilot_rows.masked_fill(~key_ok, float("-inf"))
         pilot_attn = pilot_rows.softmax(dim=-1)  # (B, H, d, n)
 
         # 2-3. Column importance sqrt(sum_J B_J[:, i]^2) * ||v_i||, then d columns without replacement.
-        importance = pilot_attn.detach().float().pow(2).sum(dim=2).sqrt() * v.detach().float().norm(dim=-1)
+        column_norm = pilot_attn.detach().float().square().sum(dim=2).sqrt()  # vector_norm over dim 2 is slower
+        importance = column_norm * torch.linalg.vector_norm(v.detach(), dim=-1, dtype=torch.float32)
         importance = importance.clamp_min(torch.finfo(torch.float32).tiny)  # every real key stays drawable
         gumbel = -torch.log(-torch.log(self.sampler.rand(b, h, n, device=q.device).clamp(1e-20, 1 - 1e-7)))
         score = (importance.log() + gumbel).masked_fill(~real[:, None, :], float("-inf"))
         cols = score.topk(d, dim=-1).indices  # (B, H, d)
         col_ok = torch.gather(real[:, None, :].expand(b, h, n), 2, cols)  # False only when d > n_real
 
-        # 4. Adaptive row normalisation: unsampled keys share the geometric mean g_i of the sampled a_ij.
+        # 4. Adaptive row normalisation: unsampled keys share the geometric mean g_i of the sampled a_ij. The
+        # shift (each row's largest exponent) cancels between numerator and denominator: no gradient needed.
         k_s, v_s = _gather_rows(k, cols), _gather_rows(v, cols)
-        logits = (q @ k_s.transpose(-1, -2)) * scale  # (B, H, n, d)
-        ok = col_ok[:, :, None, :]
-        n_sampled = col_ok.sum(dim=-1)[..., None].to(q.dtype)  # (B, H, 1)
-        log_g = (logits * ok).sum(dim=-1) / n_sampled  # log of the geometric mean
-        shift = logits.masked_fill(~ok, float("-inf")).amax(dim=-1)  # >= log_g: the largest exponent
-        a = (logits - shift[..., None]).exp() * ok
+        logits = q @ k_s.transpose(-1, -2)  # (B, H, n, d)
+        if bool(col_ok.all()):  # every sampled column is a real key: skip the (n, d) masking passes
+            log_g = logits.mean(dim=-1)  # log of the geometric mean
+            shift = logits.detach().amax(dim=-1)
+            a = (logits - shift[..., None]).exp()
+        else:
+            ok = col_ok[:, :, None, :]
+            log_g = (logits * ok).sum(dim=-1) / col_ok.sum(dim=-1)[..., None].to(q.dtype)
+            shift = logits.detach().masked_fill(~ok, float("-inf")).amax(dim=-1)
+            a = (logits - shift[..., None]).exp() * ok
         g = (log_g - shift).exp()
         v_rest = (v * real[:, None, :, None]).sum(dim=2) - (v_s * col_ok[..., None]).sum(dim=2)  # (B, H, p)
         n_rest = (n_real[:, None] - col_ok.sum(dim=-1)).to(q.dtype)  # (B, H)
