@@ -98,11 +98,14 @@ class NystromAttention(ProjectedAttention):
 
         q_l, valid = landmarks(q)
         k_l, _ = landmarks(k)
-        empty = ~valid[:, :, None, :]  # (B, 1, 1, m): landmarks of segments without real tokens
-        kernel_1 = (q @ k_l.transpose(-1, -2)).masked_fill(empty, float("-inf")).softmax(dim=-1)
-        kernel_2 = (q_l @ k_l.transpose(-1, -2)).masked_fill(empty, float("-inf")).softmax(dim=-1)
-        # Zero the rows of empty landmarks too: pinv([[A, 0], [0, 0]]) = [[pinv(A), 0], [0, 0]].
-        kernel_2 = kernel_2 * valid[..., None].float()
+        scores_1, scores_2 = q @ k_l.transpose(-1, -2), q_l @ k_l.transpose(-1, -2)
+        every_landmark = bool(valid.all())
+        if not every_landmark:  # some segments hold no real token: their landmarks must not be attended to
+            empty = ~valid[:, :, None, :]  # (B, 1, 1, m)
+            scores_1, scores_2 = scores_1.masked_fill(empty, float("-inf")), scores_2.masked_fill(empty, float("-inf"))
+        kernel_1, kernel_2 = scores_1.softmax(dim=-1), scores_2.softmax(dim=-1)
+        if not every_landmark:  # zero their rows too: pinv([[A, 0], [0, 0]]) = [[pinv(A), 0], [0, 0]]
+            kernel_2 = kernel_2 * valid[..., None].float()
         scores_3 = q_l @ k.transpose(-1, -2)
         if mask is not None:
             scores_3 = scores_3.masked_fill(~mask[:, None, None, :], float("-inf"))
