@@ -16,15 +16,18 @@ N = 64
 
 
 def outputs(name: str) -> dict[str, torch.Tensor]:
-    """Forward on a padded batch (real tokens only) and the input gradient of a fixed loss."""
-    x = torch.randn(2, N, DIM, generator=torch.Generator().manual_seed(11))
-    mask = torch.ones(2, N, dtype=torch.bool)
-    mask[1, 41:] = False
-    layer = make(name, max_seq_len=N)
-    x.requires_grad_(True)
-    y = layer(x, mask=mask)
-    (y[mask] * torch.linspace(-1, 1, DIM)).sum().backward()
-    return {"forward": y.detach()[mask], "input_grad": x.grad[mask]}
+    """Forward and the input gradient of a fixed loss, on a padded batch (real tokens only) and on a full one."""
+    found = {}
+    for case, short in (("", 41), ("_full", N)):
+        x = torch.randn(2, N, DIM, generator=torch.Generator().manual_seed(11))
+        mask = torch.ones(2, N, dtype=torch.bool)
+        mask[1, short:] = False
+        layer = make(name, max_seq_len=N)
+        x.requires_grad_(True)
+        y = layer(x, mask=mask if case == "" else None)
+        (y[mask] * torch.linspace(-1, 1, DIM)).sum().backward()
+        found |= {f"forward{case}": y.detach()[mask], f"input_grad{case}": x.grad[mask]}
+    return found
 
 
 @pytest.mark.parametrize("name", available_variants())
