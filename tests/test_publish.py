@@ -223,6 +223,14 @@ def test_a_variant_that_has_not_trained_every_task_has_no_average_yet(tmp_path):
     assert all(h.accuracy == [] for h in board.headline)
 
 
+def test_runs_from_directories_of_the_same_name_are_told_apart(tmp_path):
+    first = make_run(tmp_path / "a" / "speed", EFFICIENCY_SUITE, efficiency_rows())
+    rows = [{**r, "key": "b/" + r["key"]} for r in efficiency_rows()]
+    second = make_run(tmp_path / "b" / "speed", EFFICIENCY_SUITE, rows)
+    board = markdown(build([load_run(first), load_run(second)]))
+    assert "## fixture-speed (a-speed)" in board and "## fixture-speed (b-speed)" in board
+
+
 def test_a_cell_in_two_runs_must_be_resolved_explicitly(speed_run, tmp_path):
     copy = make_run(tmp_path / "copy", EFFICIENCY_SUITE, efficiency_rows())
     with pytest.raises(RunDirError, match="--prefer first or --prefer last"):

@@ -16,7 +16,7 @@ from attnzoo.leaderboards import timing
 from attnzoo.leaderboards.headline import Headline, timing_pass
 from attnzoo.leaderboards.headline import build as build_headline
 from attnzoo.leaderboards.headline import table as headline_table
-from attnzoo.leaderboards.sources import Prefer, Run, frame
+from attnzoo.leaderboards.sources import Prefer, Run, frame, name_apart
 from attnzoo.stats import loglog_slope
 
 EXACT = {"vanilla", "sdpa", "xformers"}  # compute softmax attention exactly: no approximation error
@@ -77,6 +77,7 @@ class Board:
 
 
 def build(runs: list[Run], prefer: Prefer = "error") -> Board:
+    name_apart(runs)
     df = frame(runs, prefer)
     suites = [run.suite for run in runs if run.suite is not None and run.suite.benchmarks.efficiency]
     baseline = suites[0].benchmarks.efficiency.baseline if suites else "sdpa"

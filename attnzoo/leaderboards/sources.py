@@ -21,10 +21,11 @@ class Run:
     rows: list[dict]
     manifest: dict
     suite: Any  # attnzoo.harness.suite.Suite, loaded schema-only (plugins need not be installed)
+    alias: str = ""  # a name of its own when another merged run has the same directory name
 
     @property
     def name(self) -> str:
-        return self.dir.name
+        return self.alias or self.dir.name
 
     @property
     def title(self) -> str:
@@ -56,6 +57,15 @@ def load_run(path: str | Path) -> Run:
         raise RunDirError(f"{path}: not a run directory (no suite.yaml)")
     suite = load_suite(store.dir / "suite.yaml", check_variants=False)
     return Run(store.dir, store.rows(), store.manifest(), suite)
+
+
+def name_apart(runs: list[Run]) -> None:
+    """Runs merged from directories of the same name (runs/a/quick, runs/b/quick) are told apart by their parent
+    directory, in headings, the `from` column and figure file names."""
+    names = [run.dir.name for run in runs]
+    for run in runs:
+        if names.count(run.dir.name) > 1:
+            run.alias = f"{run.dir.resolve().parent.name}-{run.dir.name}"
 
 
 def frame(runs: list[Run], prefer: Prefer = "error") -> pd.DataFrame:
