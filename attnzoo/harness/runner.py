@@ -147,7 +147,6 @@ def run_suite(
     on_progress: Hook | None = None,
     on_warning: Hook | None = None,
     probe_s: float | None = None,
-    plots: bool = True,
 ) -> RunSummary:
     """Run every planned cell not already finished in run_dir; rows are appended as each cell finishes.
 
@@ -192,7 +191,7 @@ def run_suite(
     from attnzoo.leaderboards.sources import Run
 
     rows = store.rows()
-    write(build([Run(run_dir, rows, store.manifest(), suite)]), run_dir, plots=plots)
+    write(build([Run(run_dir, rows, store.manifest(), suite)]), run_dir)
     return RunSummary(run_dir, len(cells), run.skipped_as_done, rows)
 
 

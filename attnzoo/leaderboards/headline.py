@@ -61,13 +61,14 @@ def build(
     attention exactly (their approximation error is zero by construction); `tasks`: per run, the accuracy tasks
     its suite declares (a variant has an average only when it finished all of them)."""
     pass_name = timing_pass(df)
+    approximated = (df["benchmark"] == "approximation").any()
     rows = []
     for setting, group in df.groupby("setting", sort=False):
         first = group.iloc[0]
         row = Headline(setting, first["variant"], sizes(first["variant"], first["parameters"]))
         if pass_name:
             _efficiency(row, df, group, baseline, pass_name)
-        if (df["benchmark"] == "approximation").any():
+        if approximated:
             _approximation(row, group, exact)
         acc = group[group["benchmark"] == "accuracy"]
         if not acc.empty:

@@ -91,9 +91,8 @@ def build(runs: list[Run], prefer: Prefer = "error") -> Board:
         order = [label for run in runs for label in run.order()]
         order += [label for label in dict.fromkeys(df["label"]) if label not in order]
         df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(order)))
-    exact = {name for name in dict.fromkeys(df["variant"]) if name in EXACT} if len(df) else set()
     tasks = {i: list(run.suite.benchmarks.accuracy.tasks) for i, run in enumerate(runs) if _trains(run)}
-    headline = build_headline(df, baseline, exact, tasks) if len(df) else []
+    headline = build_headline(df, baseline, EXACT, tasks) if len(df) else []
     return Board(runs, df, baseline, timing_pass(df) if len(df) else None, headline, unavailable)
 
 

@@ -21,6 +21,8 @@ def write(board: Board, out: Path, formats: tuple[str, ...] = ("md",), plots: bo
             written += [out / name for names in board.figures.values() for name in names]
         (out / "leaderboard.md").write_text(markdown(board))
         written.append(out / "leaderboard.md")
+    if not {"csv", "json"} & set(formats):
+        return written
     cells = board.df.assign(run=[board.runs[i].name for i in board.df["run"]]) if len(board.df) else board.df
     cells = cells[[c for c in ["run", *CELL_COLUMNS, "status", "error"] if c in cells]]
     headline = [h.record() for h in board.headline]

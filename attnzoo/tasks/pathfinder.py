@@ -50,28 +50,31 @@ def _dot(image: torch.Tensor, point: tuple[int, int]) -> None:
         image[y, x] = DOT_VALUE
 
 
-def _footprint(points: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """A path's pixels, its end dots, and every pixel touching them (diagonals too)."""
-    own = set(points).union(_dot_pixels(points[0]), _dot_pixels(points[-1]))
-    return {(x + dx, y + dy) for x, y in own for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+def _ink(points: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """A path's pixels and its end dots."""
+    return set(points).union(_dot_pixels(points[0]), _dot_pixels(points[-1]))
 
 
-def _paths_apart(rng: random.Random, count: int, res: int, length: int, curvature: float) -> list[list[tuple]]:
-    """`count` paths that do not touch (touching paths would look joined and make the label a coin toss): each
-    path is drawn again until it clears those before it, and the image starts over when one cannot."""
+def _draw_apart(rng: random.Random, count: int, res: int, length: int, curvature: float) -> list[list] | None:
+    """`count` paths, each drawn again until no pixel of it touches (diagonals too) a path drawn before; None
+    when one cannot be placed."""
+    paths: list[list[tuple[int, int]]] = []
+    near: set[tuple[int, int]] = set()  # pixels of earlier paths and every pixel touching them
+    for _ in range(count):
+        draws = (_path(rng, res, length, curvature) for _ in range(TRIES))
+        path = next((p for p in draws if not near & _ink(p)), None)
+        if path is None:
+            return None
+        paths.append(path)
+        near |= {(x + dx, y + dy) for x, y in _ink(path) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+    return paths
+
+
+def _paths_apart(rng: random.Random, count: int, res: int, length: int, curvature: float) -> list[list]:
+    """`count` paths that do not touch (touching paths would look joined and make the label a coin toss); the
+    image starts over when one cannot be placed."""
     for _ in range(TRIES):
-        paths: list[list[tuple[int, int]]] = []
-        taken: set[tuple[int, int]] = set()
-        while len(paths) < count:
-            for _ in range(TRIES):
-                path = _path(rng, res, length, curvature)
-                if not taken & set(path).union(_dot_pixels(path[0]), _dot_pixels(path[-1])):
-                    paths.append(path)
-                    taken |= _footprint(path)
-                    break
-            else:
-                break
-        if len(paths) == count:
+        if (paths := _draw_apart(rng, count, res, length, curvature)) is not None:
             return paths
     raise ValueError(
         f"pathfinder: {count} paths of length {length} do not fit apart in a {res}x{res} image; "
