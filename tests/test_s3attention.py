@@ -8,8 +8,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import attnzoo
 from attnzoo.s3attention import direct_circular_convolution, incoherence, sampled_positions, token_branch
+from attnzoo.s3attention.smoother import StemConv
 from attnzoo.zoo import ParameterError
 from tests.conftest import make
+
+
+def merge(t: torch.Tensor) -> torch.Tensor:
+    """(B, H, n, p) -> the branches' heads-merged (B, n, H·p)."""
+    return t.transpose(1, 2).flatten(2)
 
 
 def test_fourier_conv_is_a_circular_convolution_of_the_segment_average():
@@ -21,6 +27,17 @@ def test_fourier_conv_is_a_circular_convolution_of_the_segment_average():
     assert torch.allclose(fourier.segment_average(x)[..., 1], x[..., 8:16].mean(-1))
 
 
+@pytest.mark.parametrize("kernel, n", [(1, 7), (3, 7), (5, 7), (5, 2), (3, 1)])
+def test_stem_is_conv1d_with_the_same_gradients(kernel, n):
+    """StemConv computes Conv1d(padding=k//2) channels-last, with hand-written gradients for z, weight and bias."""
+    conv = torch.nn.Conv1d(6, 4, kernel, padding=kernel // 2).double()
+    z = torch.randn(2, n, 6, dtype=torch.double, requires_grad=True)
+    taps = lambda: conv.weight.permute(2, 1, 0)  # noqa: E731
+    expected = conv(z.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(StemConv.apply(z, taps(), conv.bias), expected)
+    assert torch.autograd.gradcheck(lambda z, w, b: StemConv.apply(z, w, b), (z, taps(), conv.bias))
+
+
 def test_token_branch_with_every_position_sampled_is_exact_attention(qkv):
     q, k, v = qkv
     mask = torch.ones(2, q.shape[2], dtype=torch.bool)
@@ -30,8 +47,8 @@ def test_token_branch_with_every_position_sampled_is_exact_attention(qkv):
     # Positions beyond the input's length are ignored rather than wrapped around.
     for index in (every, torch.cat([every, torch.tensor([100, 200])])):
         positions, valid = sampled_positions(index, q.shape[2], mask)
-        out = token_branch(q, k[:, :, positions], v[:, :, positions], valid)
-        torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-5)
+        out = token_branch(merge(q), merge(k[:, :, positions]), merge(v[:, :, positions]), valid, heads=q.shape[1])
+        torch.testing.assert_close(out, merge(exact), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("masked", [False, True])

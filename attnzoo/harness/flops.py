@@ -5,6 +5,7 @@ Registered formulas (one multiply-add = 2 FLOPs, as FlopCounterMode counts matmu
   the CUDA flash/efficient kernels — two batched matmuls forward, four backward.
 - FFTs (`_fft_r2c`, `_fft_c2r`, `_fft_c2c`): the conventional radix-2 count, 5·N·log2(N) real FLOPs for a complex
   transform of length N and half of that for a real one, times the number of transforms.
+- In-place products (`baddbmm_`, `addmm_`, which accumulate into an existing tensor): as their out-of-place forms.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def _sdpa_cpu(query_shape, key_shape, value_shape, *args, out_shape=None, **kwar
 @fc.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
 def _sdpa_cpu_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+@fc.register_flop_formula([aten.baddbmm_, aten.addmm_])
+def _in_place_matmul(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return fc.bmm_flop(a_shape, b_shape) if len(a_shape) == 3 else fc.mm_flop(a_shape, b_shape)
 
 
 @fc.register_flop_formula(aten._fft_r2c)

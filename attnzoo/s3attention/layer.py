@@ -115,39 +115,48 @@ class S3Attention(ProjectedAttention):
         features = torch.randperm(self.dim_head, generator=self.generator)[: self.s2]
         return tokens, features
 
-    def indices(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def indices(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Token positions, feature channels, and an exclusive bound of the positions (known without a sync)."""
         if self.sampling == "resample" and self.training:
-            return tuple(t.to(device) for t in self._draw(n))
-        return self.token_index, self.feature_index
+            tokens, features = self._draw(n)
+            return tokens.to(device), features.to(device), n
+        return self.token_index, self.feature_index, self.max_seq_len
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(x, mask, self.dim, self.max_seq_len)
         if not x.shape[0]:
             return empty_batch(x, self)
         h = self.smoother(x, mask)
-        token_index, feature_index = self.indices(x.shape[1], x.device)
-        positions, valid = sampled_positions(token_index, x.shape[1], mask)
+        token_index, feature_index, bound = self.indices(x.shape[1], x.device)
+        positions, valid = sampled_positions(token_index, x.shape[1], mask, bound)
         # The skeleton reads only s1 rows and s2 channels per head of K and V: project just those (the same
-        # numbers as slicing full projections, at a fraction of the cost).
+        # numbers as slicing full projections, at a fraction of the cost), Q and the sampled channels in one
+        # product over h.
         w_q, w_k, w_v = self.to_qkv.weight.chunk(3)
         channels = (torch.arange(self.heads, device=x.device)[:, None] * self.dim_head + feature_index).flatten()
-        rows = h[:, positions]  # (B, s1, D)
-        split = lambda t: rearrange(t, "b n (h p) -> b h n p", h=self.heads)  # noqa: E731
-        q = split(F.linear(h, w_q))
-        out_tokens = token_branch(q, split(F.linear(rows, w_k)), split(F.linear(rows, w_v)), valid, self.attn_dropout)
-        k_cols, v_cols = split(F.linear(h, w_k[channels])), split(F.linear(h, w_v[channels]))
-        out_features = feature_branch(q, k_cols, v_cols, mask, self.attn_dropout)
+        q, k_cols, v_cols = F.linear(h, torch.cat([w_q, w_k[channels], w_v[channels]])).split(
+            [self.dim, len(channels), len(channels)], dim=-1
+        )
+        k_rows, v_rows = F.linear(h[:, positions], torch.cat([w_k, w_v])).chunk(2, dim=-1)
+        out_tokens = token_branch(q, k_rows, v_rows, valid, self.heads, self.attn_dropout)
+        out_features = feature_branch(q, k_cols, v_cols, self.heads, mask, self.attn_dropout)
         return self.to_out(self.combine(out_tokens, out_features))
 
     def combine(self, out_tokens: torch.Tensor, out_features: torch.Tensor) -> torch.Tensor:
-        """LN1(concat_heads O1) / 2 + LN2(concat_heads O2) / 2 -> (B, n, D)."""
-        merge = lambda t: rearrange(t, "b h n p -> b n (h p)")  # noqa: E731
-        return (self.norm_tokens(merge(out_tokens)) + self.norm_features(merge(out_features))) / 2
+        """LN1(O1) / 2 + LN2(O2) / 2, both (B, n, H·p) with heads concatenated. The halving goes into each
+        norm's affine weights (D numbers) rather than over the (B, n, D) sum."""
+        halved = lambda norm, t: F.layer_norm(t, norm.normalized_shape, norm.weight / 2, norm.bias / 2, norm.eps)  # noqa: E731
+        return halved(self.norm_tokens, out_tokens) + halved(self.norm_features, out_features)
 
     def attend(self, q, k, v, mask=None):
         """The skeleton on full (B, H, n, p) q, k, v (the kernel form; `forward` projects only what it reads)."""
-        token_index, feature_index = self.indices(q.shape[2], q.device)
-        positions, valid = sampled_positions(token_index, q.shape[2], mask)
-        out_tokens = token_branch(q, k[:, :, positions], v[:, :, positions], valid, self.attn_dropout)
-        out_features = feature_branch(q, k[..., feature_index], v[..., feature_index], mask, self.attn_dropout)
+        token_index, feature_index, bound = self.indices(q.shape[2], q.device)
+        positions, valid = sampled_positions(token_index, q.shape[2], mask, bound)
+        merge = lambda t: rearrange(t, "b h n p -> b n (h p)")  # noqa: E731
+        out_tokens = token_branch(
+            merge(q), merge(k[:, :, positions]), merge(v[:, :, positions]), valid, self.heads, self.attn_dropout
+        )
+        out_features = feature_branch(
+            merge(q), merge(k[..., feature_index]), merge(v[..., feature_index]), self.heads, mask, self.attn_dropout
+        )
         return rearrange(self.combine(out_tokens, out_features), "b n (h p) -> b h n p", h=self.heads)

@@ -46,10 +46,12 @@ class FourierConv(nn.Module):
         # FFTs have no bfloat16 CPU kernels, and float32 keeps the long sums accurate.
         averaged = self.segment_average(x.float())
         freq = torch.fft.rfft(averaged, n=N, dim=1, norm=self.fft_norm)  # (B, N//2+1, r)
-        if self.groups is not None:
-            freq = freq.repeat_interleave(self.dim // self.groups, dim=-1)  # the r columns back to D
-        out = torch.fft.irfft(freq * torch.view_as_complex(self.spectrum.float()), n=N, dim=1, norm=self.fft_norm)
-        return out[:, :n].to(x.dtype)
+        spectrum = torch.view_as_complex(self.spectrum.float())  # (N//2+1, D)
+        if self.groups is None:
+            product = freq * spectrum
+        else:  # each of the r averaged columns feeds its group's D/r filters (broadcast, no repeated copy)
+            product = (freq[..., None] * spectrum.unflatten(-1, (self.groups, -1))).flatten(-2)
+        return torch.fft.irfft(product, n=N, dim=1, norm=self.fft_norm)[:, :n].to(x.dtype)
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -96,14 +98,58 @@ class Smoother(nn.Module):
         # Zero the convolution's output at padded positions too, so the stem's window at the last real token
         # sees the same zeros an unpadded sequence of that length would.
         smoothed = zero_padded(self.fourier(x), mask)
-        # The stem convolution over concat([smoothed, x]) as one (n, 2D) @ (2D, D) product per kernel tap on
-        # shifted views, channels last throughout: the same sums as Conv1d, without transposing (B, n, C) to
-        # (B, C, n) and back (about a fifth less time for the stem's forward+backward at n = 16384).
-        n, k = x.shape[1], self.stem.kernel_size[0]
-        z = F.pad(torch.cat([smoothed, x], dim=-1), (0, 0, k // 2, k // 2))
-        taps = self.stem.weight.permute(2, 1, 0)  # (k, 2D, D)
-        h = self.stem.bias + sum(z[:, j : j + n] @ taps[j] for j in range(k))
+        taps = self.stem.weight.permute(2, 1, 0).contiguous()  # (k, 2D, D)
+        h = StemConv.apply(torch.cat([smoothed, x], dim=-1), taps, self.stem.bias)
         return self.dropout(self.activation(self.norm(h, mask)))
+
+
+def _overlap(n: int, shift: int) -> tuple[slice, slice]:
+    """Rows t and t + shift that both lie in [0, n): (slice of t, slice of t + shift)."""
+    m = max(n - abs(shift), 0)
+    return (slice(0, m), slice(shift, shift + m)) if shift >= 0 else (slice(n - m, n), slice(0, m))
+
+
+class StemConv(torch.autograd.Function):
+    """Conv1d(C -> D, kernel k, padding k // 2) on channels-last z (B, n, C), with the weight given as ``taps``
+    (k, C, D): h[t] = bias + sum_j z[t + s_j] @ taps[j], s_j = j - k//2.
+
+    Each tap is one (n, C) @ (C, D) product on a row-shifted view of z accumulated in place into h, and the
+    backward does the same with the roles swapped. The same sums as nn.Conv1d, with the long dimension kept in
+    rows: nothing is transposed to (B, C, n), z is never padded or copied per tap, and there are none of the
+    zero-filled slices and separate additions autograd makes of the per-tap expression. Measured forward+backward
+    at n = 16384, D = 64, 2 threads: 22 ms, against 31 ms for that expression and 34-49 ms for Conv1d with its
+    transposes."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z, taps)
+        b, n, _ = z.shape
+        k = taps.shape[0]
+        h = torch.matmul(z, taps[k // 2]).add_(bias)
+        for j in range(k):
+            rows, shifted = _overlap(n, j - k // 2)
+            if j != k // 2 and rows.stop > rows.start:
+                h[:, rows].baddbmm_(z[:, shifted], taps[j].expand(b, *taps[j].shape))
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        z, taps = ctx.saved_tensors
+        want_z, want_taps, want_bias = ctx.needs_input_grad
+        b, n, _ = z.shape
+        k = taps.shape[0]
+        grad_z = torch.matmul(grad, taps[k // 2].T) if want_z else None
+        grad_taps = torch.zeros_like(taps) if want_taps else None
+        for j in range(k):
+            rows, shifted = _overlap(n, j - k // 2)
+            if rows.stop <= rows.start:
+                continue
+            if want_z and j != k // 2:
+                grad_z[:, shifted].baddbmm_(grad[:, rows], taps[j].T.expand(b, *taps[j].T.shape))
+            if want_taps:
+                grad_taps[j] = torch.bmm(z[:, shifted].transpose(1, 2), grad[:, rows]).sum(dim=0)
+        return grad_z, grad_taps, grad.sum(dim=(0, 1)) if want_bias else None
 
 
 def direct_circular_convolution(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
