@@ -7,6 +7,7 @@ code from checkouts you point at (nothing of it is part of attnzoo):
         [--informer2020 PATH]    # github zhouhaoyi/Informer2020 (the repository root)
         [--skeinformer PATH]     # github pkuzengqi/Skeinformer, its src/ directory
         [--nystromformer PATH]   # github mlpen/Nystromformer, its LRA/code/ directory
+        [--only TEXT]            # only the pairs whose title contains TEXT
 
 Rounds interleave the two sides in a shuffled order; each round times both with torch.utils.benchmark and takes
 reference time / our time, so > 1 means ours is faster. Printed: the median ratio over rounds with a
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--informer2020")
     parser.add_argument("--skeinformer")
     parser.add_argument("--nystromformer")
+    parser.add_argument("--only", help="time only the pairs whose title contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the harness's timing workers do: time compute, not the kernel zeroing pages
@@ -154,6 +156,7 @@ def main() -> None:
         title = "nystromformer vs LRA NystromAttention"
         pairs.append((title, ours("nystromformer"), nystromformer(args.nystromformer), "qkv"))
     pairs += package_layers()
+    pairs = [pair for pair in pairs if args.only is None or args.only in pair[0]]
 
     header = [f"n={n} {p}" for n in args.n for p in ("fwd", "fwd+bwd")]
     print(f"reference time / our time ({args.threads} thread(s), B={B}, H={H}, p={P}; > 1: ours is faster)\n")

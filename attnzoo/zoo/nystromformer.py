@@ -81,8 +81,7 @@ class NystromAttention(ProjectedAttention):
         seg = math.ceil(n / m)
         pad = seg * m - n
         keep = F.pad(real, (0, pad), value=False)[:, None, :, None].float()  # (B, 1, n+pad, 1)
-        q = q * p**-0.25
-        k = k * p**-0.25
+        q = q * p**-0.5  # every product below has one q-side factor: the 1/sqrt(p) of softmax attention
 
         def landmarks(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if mask is None and not pad:  # every segment full and real: plain segment means, one pass
