@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from attnzoo.harness.ray_executor import ExecutorError
 from attnzoo.harness.results import RunDirError
 from attnzoo.harness.suite import SuiteError
 from attnzoo.zoo import VariantError, list_variants, plugin_errors, variant_info
@@ -154,10 +155,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 run_dir,
                 resume=bool(args.resume),
                 force=args.force,
+                retry_errors=args.retry_errors,
                 on_cell=report.finished,
                 on_start=report.started,
                 on_progress=report.training,
                 on_warning=lambda text: err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True),
+                executor=args.executor,
+                address=args.address,
             )
     except KeyboardInterrupt:
         from attnzoo.harness.results import RunStore
@@ -194,7 +198,9 @@ class _LineProgress:
     """Progress without a terminal (CI, nohup, a pipe): one line per finished cell, as it finishes."""
 
     def __init__(self, suite: str, total: int):
-        self.suite, self.total, self.count, self.start, self.repeated = suite, total, 0, 0.0, False
+        self.suite, self.total, self.count = suite, total, 0
+        self.starts: dict[str, float] = {}  # per cell: on Ray, several run at once
+        self.repeated: set[str] = set()
 
     def __enter__(self):
         return self
@@ -203,14 +209,17 @@ class _LineProgress:
         return None
 
     def started(self, cell, what: str = "") -> None:
-        self.start = time.monotonic()
-        self.repeated = bool(what)  # a cell measured in rounds: its time is spread over the run
+        self.starts[cell.key] = time.monotonic()
+        if what:  # a cell measured in rounds: its time is spread over the run
+            self.repeated.add(cell.key)
 
     def finished(self, cell, status: str, units: int = 1) -> None:
         if status.startswith("repetition"):
             return  # one line per finished cell, not per repetition
         self.count += 1
-        took = "" if status == "done earlier" or self.repeated else f" ({time.monotonic() - self.start:.1f} s)"
+        start = self.starts.pop(cell.key, None)
+        timed = status != "done earlier" and cell.key not in self.repeated and start is not None
+        took = f" ({time.monotonic() - start:.1f} s)" if timed else ""
         line = f"[{self.count}/{self.total}] {self.suite}: {cell.describe()}: {status}{took}"
         print(line, file=sys.stderr, flush=True)
 
@@ -353,7 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="with --resume: continue although the environment or code changed"
     )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="with --resume: run cells that ended in error again (their rows move to superseded.jsonl)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display or summary table")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="run cells as local worker processes or as Ray tasks (default: the suite's execution.executor, local)",
+    )
+    p.add_argument("--address", help="with --executor ray: a running cluster (`auto` or host:port); default: local")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
@@ -384,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VariantError, SuiteError, UsageError, RunDirError) as err:
+    except (VariantError, SuiteError, UsageError, RunDirError, ExecutorError) as err:
         for line in str(err).splitlines():
             err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         return 2

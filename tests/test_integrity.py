@@ -239,3 +239,32 @@ def test_max_seq_len_must_be_positive():
     for bad in (0, -4):
         with pytest.raises(attnzoo.zoo.ParameterError, match="max_seq_len must be a positive integer"):
             attnzoo.create_attention("s3attention", 32, 2, max_seq_len=bad)
+
+
+def test_retry_errors_runs_errored_cells_again_and_keeps_their_rows_aside(tmp_path):
+    ready = tmp_path / "dataset-installed"
+    (tmp_path / "needy.py").write_text(
+        textwrap.dedent(f"""
+        from pathlib import Path
+        import torch
+
+        class Needy(torch.nn.Module):
+            def __init__(self, dim, heads):
+                super().__init__()
+
+            def forward(self, x, mask=None):
+                if not Path({str(ready)!r}).exists():
+                    raise FileNotFoundError("the data this variant needs is not installed")
+                return x
+        """)
+    )
+    path = write_suite(tmp_path, {**FAST, "variants": ["needy:Needy"]})
+    run_dir = tmp_path / "run"
+    assert {r["status"] for r in run_suite(load_suite(path), path.read_text(), run_dir).rows} == {"error"}
+    ready.touch()
+    again = run_suite(load_suite(path), path.read_text(), run_dir, resume=True)
+    assert again.skipped_as_done == 2 and {r["status"] for r in again.rows} == {"error"}  # errors are results
+    retried = run_suite(load_suite(path), path.read_text(), run_dir, resume=True, retry_errors=True)
+    assert retried.skipped_as_done == 0 and {r["status"] for r in retried.rows} == {"ok"}
+    superseded = (run_dir / "superseded.jsonl").read_text().splitlines()
+    assert len(superseded) == 2 and all(json.loads(line)["status"] == "error" for line in superseded)

@@ -9,11 +9,12 @@ import multiprocessing as mp
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ class Outcome:
     status: str  # ok | oom | timeout | error
     rows: list[dict]
     error: str = ""
+    where: dict | None = None  # where a worker ran it: executor, host, pid, attempt (and node on Ray)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -43,23 +45,30 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MARKERS)
 
 
-def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this worker
+def execute(cell: Cell, job: str, options: dict, workdir: str | None, progress: Callable | None = None) -> Outcome:
+    """Run one job on one cell in this process; every failure becomes a status (the cell function both the
+    local and the Ray executor run)."""
     if cell.import_path and cell.import_path not in sys.path:
         sys.path.insert(0, cell.import_path)  # `module:Class` variants next to the suite
+    if cell.threads:
+        torch.set_num_threads(cell.threads)
+    try:
+        workpath = Path(workdir) if workdir else None
+        return Outcome("ok", JOBS[job](cell, workdir=workpath, progress=progress, **options))
+    except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
+        status = "oom" if _is_oom(err) else "error"
+        return Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}")
+
+
+def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this worker
     if workdir:  # native libraries warn on fd 2; keep the terminal for the progress display
         with open(Path(workdir) / "workers.log", "a") as log:
             os.dup2(log.fileno(), 2)
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-    if cell.threads:
-        torch.set_num_threads(cell.threads)
     try:
-        workpath = Path(workdir) if workdir else None
-        conn.send(Outcome("ok", JOBS[job](cell, workdir=workpath, progress=conn.send, **options)))
-    except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
-        status = "oom" if _is_oom(err) else "error"
-        conn.send(Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"))
+        conn.send(execute(cell, job, options, workdir, progress=conn.send))
     finally:
         conn.close()
 
@@ -87,6 +96,7 @@ class LocalExecutor:
         worker = self.context.Process(target=_work, args=args, daemon=True)
         worker.start()
         send.close()
+        where = {"executor": "local", "host": socket.gethostname(), "pid": worker.pid, "attempt": 1}
         deadline = time.monotonic() + self.timeout_s
         ended = False  # the worker answered or died by itself: let it exit before looking at its exit code
         try:
@@ -98,12 +108,12 @@ class LocalExecutor:
                     break  # the worker died before it could answer
                 if isinstance(message, Outcome):
                     ended = True
-                    return message
+                    return replace(message, where=where)
                 if on_progress:
                     on_progress(message)
             else:
                 worker.kill()
-                return Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s")
+                return Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s", where)
         finally:
             if ended:
                 worker.join(5)
@@ -112,5 +122,5 @@ class LocalExecutor:
                 worker.join()
             receive.close()
         if worker.exitcode == -9:
-            return Outcome("oom", [], "worker killed by SIGKILL (the kernel's out-of-memory killer)")
-        return Outcome("error", [], f"worker crashed with exit code {worker.exitcode}")
+            return Outcome("oom", [], "worker killed by SIGKILL (the kernel's out-of-memory killer)", where)
+        return Outcome("error", [], f"worker crashed with exit code {worker.exitcode}", where)

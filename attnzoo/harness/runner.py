@@ -44,6 +44,30 @@ class RunSummary:
         return counts
 
 
+def default_threads(suite: Suite) -> int:
+    """Threads of the cells that do not time: all cores locally, a cell's CPUs on Ray."""
+    return suite.execution.ray.cpus_per_cell if suite.execution.executor == "ray" else os.cpu_count() or 1
+
+
+def make_executor(suite: Suite, run_dir: Path):
+    execution = suite.execution
+    if execution.executor == "local":
+        return LocalExecutor(execution.timeout_s, execution.memory_limit_gb, str(run_dir))
+    from attnzoo.harness.ray_executor import RayExecutor
+
+    options = execution.ray
+    return RayExecutor(
+        execution.timeout_s,
+        execution.memory_limit_gb,
+        str(run_dir),
+        address=options.address,
+        gpus_per_cell=options.gpus_per_cell,
+        memory_gb_per_cell=options.memory_gb_per_cell,
+        max_retries=options.max_retries,
+        max_in_flight=options.max_in_flight,
+    )
+
+
 def default_run_dir(suite: Suite) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{suite.name}-{stamp}"
@@ -78,6 +102,7 @@ def _rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
         "seed": cell.seed,
         "key": cell.key,
         "env": env,
+        "where": outcome.where,
     }
     measured = outcome.rows or [{}]  # a cell without measurements still leaves one row with its status
     rows = []
@@ -142,22 +167,32 @@ def run_suite(
     run_dir: Path,
     resume: bool = False,
     force: bool = False,
+    retry_errors: bool = False,
     on_cell: Hook | None = None,
     on_start: Hook | None = None,
     on_progress: Hook | None = None,
     on_warning: Hook | None = None,
     probe_s: float | None = None,
+    executor: str | None = None,
+    address: str | None = None,
 ) -> RunSummary:
     """Run every planned cell not already finished in run_dir; rows are appended as each cell finishes.
 
     A new run refuses a directory that holds one; a resumed run refuses a changed environment or variant code
-    unless forced, and then moves rows measured with other code to superseded.jsonl before measuring again.
+    unless forced, and then moves rows measured with other code to superseded.jsonl before measuring again
+    (with retry_errors, the rows of cells that ended in error too).
     Hooks: on_start(cell, what), on_cell(cell, status, units) after each worker (units of progress made),
     on_progress(cell, message) while a cell trains, on_warning(text) before the run. probe_s overrides the
-    contention probe's calibration."""
+    contention probe's calibration. executor and address override the suite's execution.executor and
+    execution.ray.address."""
     if problems := runtime_problems(suite):
         raise SuiteError(problems)
-    cells = plan(suite, os.cpu_count() or 1)
+    if executor or address:
+        ray_options = suite.execution.ray.model_copy(update={"address": address or suite.execution.ray.address})
+        execution = suite.execution.model_copy(update={"executor": executor or "ray", "ray": ray_options})
+        suite = suite.model_copy(update={"execution": execution})
+    cells = plan(suite, default_threads(suite))
+    pool = make_executor(suite, Path(run_dir))  # before anything is written: a cluster that cannot be reached
     threads = {c.benchmark: c.threads for c in cells}
     full = {
         **manifest(suite.layer.device, threads.get("efficiency") or next(iter(threads.values()))),
@@ -167,6 +202,7 @@ def run_suite(
         "suite_dir": suite.import_dir,
         "variants": {c.variant: c.code for c in cells},
         "load_start": load(),
+        **({"executor": pool.describe()} if hasattr(pool, "describe") else {}),
     }
     busy = full["load_start"].get("busy", 0)
     if on_warning and busy > BUSY and any(c.benchmark == "efficiency" for c in cells):
@@ -175,13 +211,19 @@ def run_suite(
             "under contention will be marked, but an idle machine gives the numbers worth publishing"
         )
     store = _open_store(suite_text, Path(run_dir), resume, force, full)
-    store.supersede({c.key for c in cells})
-    run = _Run(suite, cells, store, row_environment(full), on_cell, on_start, on_progress)
+    keep = {c.key for c in cells}
+    if retry_errors:  # e.g. after installing a missing dataset: errored cells run again, their rows kept aside
+        keep -= {row["key"] for row in store.rows() if row["status"] == "error"}
+    store.supersede(keep)
+    run = _Run(suite, cells, store, row_environment(full), pool, on_cell, on_start, on_progress)
     timed = [c for c in cells if c.benchmark == "efficiency"]
     if timed:
         run.timed(timed, probe_s)
-    for cell in cells:
-        if cell.benchmark != "efficiency":
+    rest = [c for c in cells if c.benchmark != "efficiency"]
+    if hasattr(pool, "submit"):
+        run.parallel(rest)
+    else:
+        for cell in rest:
             run.once(cell)
     if not resume or run.measured:
         store.write_manifest({**store.manifest(), "load_end": load()})
@@ -198,10 +240,11 @@ def run_suite(
 class _Run:
     """The state of one run: what is done, where chains stopped, the executor, and the progress hooks."""
 
-    def __init__(self, suite: Suite, cells: list[Cell], store: RunStore, env: dict, on_cell, on_start, on_progress):
-        self.suite, self.store, self.env = suite, store, env
+    def __init__(
+        self, suite: Suite, cells: list[Cell], store: RunStore, env: dict, executor, on_cell, on_start, on_progress
+    ):
+        self.suite, self.store, self.env, self.executor = suite, store, env, executor
         self.on_cell, self.on_start, self.on_progress = on_cell, on_start, on_progress
-        self.executor = LocalExecutor(suite.execution.timeout_s, suite.execution.memory_limit_gb, str(store.dir))
         earlier = store.rows()
         self.done = {row["key"] for row in earlier}
         self.skipped_as_done = self.measured = 0
@@ -216,19 +259,27 @@ class _Run:
         if hook:
             hook(*args)
 
-    def attempt(self, cell: Cell, what: str = "", **options) -> Outcome:
-        """The outcome of one worker on the cell, or of the checks that make a worker pointless."""
-        self._emit(self.on_start, cell, what)
+    def without_worker(self, cell: Cell) -> Outcome | None:
+        """The outcome of the checks that make a worker pointless, if one applies."""
         outcome = _pre_check(cell, self.suite)
         stop = self.stopped_at.get(cell.chain)
         if outcome is None and stop and cell.seq_len > stop[0]:
             outcome = Outcome("skipped", [], f"skipped after {'OOM' if stop[1] == 'oom' else stop[1]} at n={stop[0]}")
+        return outcome
+
+    def note_stop(self, cell: Cell, outcome: Outcome) -> None:
+        if outcome.status in ("oom", "timeout") and cell.chain not in self.stopped_at:
+            self.stopped_at[cell.chain] = (cell.seq_len, outcome.status)
+
+    def attempt(self, cell: Cell, what: str = "", **options) -> Outcome:
+        """The outcome of one worker on the cell, or of the checks that make a worker pointless."""
+        self._emit(self.on_start, cell, what)
+        outcome = self.without_worker(cell)
         if outcome is None:
             progress = functools.partial(self.on_progress, cell) if self.on_progress else None
             outcome = self.executor.run(cell, progress, **options)
             self.measured += 1
-        if outcome.status in ("oom", "timeout") and not stop:
-            self.stopped_at[cell.chain] = (cell.seq_len, outcome.status)
+        self.note_stop(cell, outcome)
         return outcome
 
     def finish(self, cell: Cell, outcome: Outcome, units: int = 1) -> None:
@@ -243,6 +294,42 @@ class _Run:
             return
         self.finish(cell, self.attempt(cell))
 
+    def parallel(self, cells: list[Cell]) -> None:
+        """Cells submitted to a concurrent executor as they become ready (a chain's longer lengths after its
+        shorter ones, so an OOM or timeout still skips the rest), finished in the order they complete."""
+        todo = []
+        for cell in cells:
+            if cell.key in self.done:
+                self.skipped_as_done += 1
+                self._emit(self.on_cell, cell, "done earlier", 1)
+            else:
+                todo.append(cell)
+        unfinished: dict[str, list[int]] = {}
+        for cell in todo:
+            unfinished.setdefault(cell.chain, []).append(cell.seq_len)
+        waiting, running = list(todo), 0
+        while waiting or running:
+            for cell in [c for c in waiting if c.seq_len <= min(unfinished[c.chain])]:
+                if running >= self.executor.capacity:
+                    break
+                waiting.remove(cell)
+                outcome = self.without_worker(cell)
+                if outcome is not None:
+                    self.finish(cell, outcome)
+                    unfinished[cell.chain].remove(cell.seq_len)
+                    continue
+                self._emit(self.on_start, cell, "")
+                self.executor.submit(cell)
+                running += 1
+            if not running:
+                continue
+            cell, outcome = self.executor.next_done()
+            running -= 1
+            self.measured += 1
+            self.note_stop(cell, outcome)
+            self.finish(cell, outcome)
+            unfinished[cell.chain].remove(cell.seq_len)
+
     def timed(self, cells: list[Cell], probe_s: float | None) -> None:
         """Efficiency cells in rounds: every round visits each length in turn and, at each, the variants in a
         shuffled order, one fresh worker per cell; each repetition is saved as it finishes, and a cell's rows
@@ -255,6 +342,7 @@ class _Run:
         if not pending:
             return
         partial = self.store.repetitions()
+        ran_on: dict[str, dict | None] = {}
         if "time" in cells[0].config["metrics"] and probe_s is None:
             probe_s = self._calibrate(pending[0])
         for rep in range(reps):
@@ -270,8 +358,9 @@ class _Run:
                             continue
                         self.store.append_repetition(cell.key, rep, outcome.status, outcome.error, outcome.rows)
                         saved[rep] = {"status": outcome.status, "error": outcome.error, "rows": outcome.rows}
+                        ran_on[cell.key] = outcome.where  # one node for all of a run's timing cells
                     if rep == reps - 1:
-                        self.finish(cell, Outcome("ok", aggregate_repetitions(saved)))
+                        self.finish(cell, Outcome("ok", aggregate_repetitions(saved), where=ran_on.get(cell.key)))
                     else:
                         self._emit(self.on_cell, cell, f"repetition {rep + 1}/{reps}", 1)
 

@@ -127,7 +127,20 @@ class Benchmarks(_Closed):
         return {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
 
 
+class RayExecution(_Closed):
+    """Where and how cells run with `--executor ray` (see attnzoo.harness.ray_executor)."""
+
+    address: str | None = Field(None, description="a cluster (`auto`, or host:port); default: a local instance")
+    cpus_per_cell: int = Field(1, ge=1, description="CPUs, and torch threads, of a training/approximation cell")
+    gpus_per_cell: float = Field(0, ge=0, description="GPUs per cell")
+    memory_gb_per_cell: float | None = Field(None, gt=0, description="memory Ray reserves per cell")
+    max_retries: int = Field(2, ge=0, description="re-runs of a cell whose worker or node died under it")
+    max_in_flight: int | None = Field(None, ge=1, description="cells submitted at once; default: the cluster's CPUs")
+
+
 class Execution(_Closed):
+    executor: Literal["local", "ray"] = Field("local", description="local worker processes, or Ray tasks")
+    ray: RayExecution = Field(default_factory=RayExecution)
     timeout_s: float = Field(600, gt=0, description="wall-clock limit per cell")
     memory_limit_gb: float | None = Field(None, gt=0, description="address-space cap per worker process")
     threads: int | None = Field(
