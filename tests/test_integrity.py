@@ -268,3 +268,11 @@ def test_retry_errors_runs_errored_cells_again_and_keeps_their_rows_aside(tmp_pa
     assert retried.skipped_as_done == 0 and {r["status"] for r in retried.rows} == {"ok"}
     superseded = (run_dir / "superseded.jsonl").read_text().splitlines()
     assert len(superseded) == 2 and all(json.loads(line)["status"] == "error" for line in superseded)
+
+
+def test_installing_the_executor_does_not_count_as_a_changed_environment():
+    from attnzoo.harness.environment import changes
+
+    before = {"packages": {"torch": "2.13.0"}}
+    assert changes(before, {"packages": {"torch": "2.13.0", "ray": "2.60.0"}}) == []
+    assert changes(before, {"packages": {"torch": "2.14.0"}}) == ["packages.torch: '2.13.0' -> '2.14.0'"]

@@ -157,6 +157,7 @@ def manifest(device: str, threads: int) -> dict:
 
 # What must match for rows measured at different times to belong in one run.
 COMPARED = ("device", "device_name", "threads", "torch", "cuda", "python", "code", "numerics", "packages", "variants")
+RECORDED_ONLY = {"packages.ray"}  # the executor: where cells run, not what they compute
 
 
 def row_environment(full: dict) -> dict:
@@ -174,7 +175,7 @@ def changes(before: dict, now: dict) -> list[str]:
             out += [
                 f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
                 for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k)
+                if old.get(k) != new.get(k) and f"{key}.{k}" not in RECORDED_ONLY
             ]
         elif old != new:
             out.append(f"{key}: {old!r} -> {new!r}")
