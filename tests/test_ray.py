@@ -150,13 +150,13 @@ def test_crashes_are_retried_then_errors_and_hangs_time_out(tmp_path, cluster):
         {"behaviour": "hang", "tag": 3},
         {"behaviour": "sleep", "tag": 4},
     ]
-    execution = {"timeout_s": 8, "threads": 1, "executor": "ray", "ray": {"max_retries": 1}}
+    execution = {"timeout_s": 20, "threads": 1, "executor": "ray", "ray": {"max_retries": 1}}
     path = probe_suite(tmp_path, settings, execution=execution)
     rows = run_suite(load_suite(path), path.read_text(), tmp_path / "run").rows
     by_tag = {r["parameters"]["tag"]: r for r in rows}
     assert by_tag[1]["status"] == "ok" and by_tag[1]["where"]["attempt"] == 2  # died once, succeeded on retry
     assert by_tag[2]["status"] == "error" and "died on each of 2 attempts" in by_tag[2]["error"]
-    assert by_tag[3]["status"] == "timeout" and "8 s" in by_tag[3]["error"]
+    assert by_tag[3]["status"] == "timeout" and "20 s" in by_tag[3]["error"]
     assert by_tag[4]["status"] == "ok" and by_tag[4]["value"] < 1e-5
 
 

@@ -115,8 +115,8 @@ class RayExecutor:
             self._timing_node = nodes[0]
         return self._timing_node
 
-    def _options(self, cell: Cell, job: str) -> dict:
-        if job in ("efficiency", "probe") and cell.benchmark == "efficiency":
+    def _options(self, cell: Cell) -> dict:
+        if cell.benchmark == "efficiency":  # its timing repetitions and the contention probe alike
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = self.timing_node()
@@ -127,7 +127,7 @@ class RayExecutor:
 
     def submit(self, cell: Cell, job: str | None = None, attempt: int = 1, **options) -> None:
         job = job or cell.benchmark
-        remote = self.remote.options(**self._options(cell, job))
+        remote = self.remote.options(**self._options(cell))
         ref = remote.remote(cell, job, options, self.workdir, self.memory_limit)
         self.inflight[ref] = _Task(cell, job, options, attempt)
 
