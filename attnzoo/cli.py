@@ -268,10 +268,11 @@ class _BarProgress:
         self.bar.advance(self.task, units)
 
     def training(self, cell, message: dict) -> None:
+        val = "val MSE" if cell.benchmark == "forecasting" else "val acc"
         self.bar.update(
             self.task,
             description=f"{self.suite}: {escape(cell.describe())}: step {message['step']}/{message['steps']} "
-            f"loss {message['loss']:.3f} val acc {message['val']:.3f}",
+            f"loss {message['loss']:.3f} {val} {message['val']:.3f}",
         )
 
 

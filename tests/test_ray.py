@@ -65,7 +65,7 @@ class Probe(ProjectedAttention):
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a running cluster
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 
-from attnzoo.harness import accuracy, approximation, efficiency
+from attnzoo.harness import accuracy, approximation, efficiency, forecasting
 from attnzoo.harness.plan import Cell
 
 JOBS = {
     "efficiency": efficiency.run,
     "approximation": approximation.run,
     "accuracy": accuracy.run,
+    "forecasting": forecasting.run,
     "probe": efficiency.calibrate_probe,
 }
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")

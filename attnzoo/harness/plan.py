@@ -36,6 +36,8 @@ class Cell:
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
+        if self.benchmark == "forecasting":
+            return f"{self.task} H={self.config['horizon']} {self.label} seed {self.seed}"
         if self.task:
             return f"{self.task} {self.label} seed {self.seed}"
         return f"{self.benchmark} {self.label} n={self.seq_len}"
@@ -56,6 +58,9 @@ def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
     for benchmark, config in suite.benchmarks.enabled().items():
         if benchmark == "accuracy":
             cells += _accuracy_cells(suite, config, threads_for(suite, benchmark, default_threads))
+            continue
+        if benchmark == "forecasting":
+            cells += _forecasting_cells(suite, config, threads_for(suite, benchmark, default_threads))
             continue
         for entry, setting, label in _settings(suite):
             for n in suite.seq_lens:
@@ -117,6 +122,49 @@ def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
                         seed=seed,
                         code=variant_info(entry.name).code_version,
                         chain=f"accuracy/{task}/{label}",
+                        import_path=suite.import_dir,
+                    )
+                )
+    return cells
+
+
+def _forecasting_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
+    """Per dataset, horizon, model (the variant settings, then the baselines) and seed; n is the input length.
+    The naive baselines are deterministic: one seed."""
+    from attnzoo.forecasting.models import NAIVE, DLinear
+    from attnzoo.zoo.registry import code_version
+
+    cells = []
+    recipe = config.recipe.model_dump()
+    layer = {**suite.layer.model_dump(), "dim": recipe["dim"], "heads": recipe["heads"], "batch": recipe["batch_size"]}
+    models = [
+        (entry.name, setting, label, variant_info(entry.name).code_version)
+        for entry, setting, label in _settings(suite)
+    ]
+    models += [(name, {}, name, code_version(DLinear)) for name in config.baselines]
+    seeds = config.seed_list()
+    for name, dataset, input_len, horizon in config.plan():
+        for variant, setting, label, code in models:
+            for seed in seeds[:1] if variant in NAIVE else seeds:
+                cells.append(
+                    Cell(
+                        suite=suite.name,
+                        variant=variant,
+                        label=label,
+                        params=setting,
+                        seq_len=input_len,
+                        benchmark="forecasting",
+                        config={
+                            "dataset": dataset.data_options(),
+                            "horizon": horizon,
+                            **({} if variant in NAIVE else {"recipe": recipe}),  # nothing to train
+                        },
+                        layer=layer,
+                        threads=threads,
+                        task=name,
+                        seed=seed,
+                        code=code,
+                        chain=f"forecasting/{name}/{horizon}/{label}",
                         import_path=suite.import_dir,
                     )
                 )

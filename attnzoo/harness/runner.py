@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from attnzoo.forecasting.models import BASELINES
 from attnzoo.harness.environment import changes, load, manifest, row_environment
 from attnzoo.harness.executor import LocalExecutor, Outcome
 from attnzoo.harness.plan import Cell, plan
@@ -75,6 +76,8 @@ def default_run_dir(suite: Suite) -> Path:
 
 def _pre_check(cell: Cell, suite: Suite) -> Outcome | None:
     """Cells that need no worker: unavailable variants, devices or dtypes a variant does not support."""
+    if cell.benchmark == "forecasting" and cell.variant in BASELINES:
+        return None
     spec = variant_info(cell.variant)
     if not spec.available.ok:
         return Outcome("unavailable", [], str(spec.available))
@@ -100,6 +103,7 @@ def _rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
         "dtype": cell.layer["dtype"],
         "device": cell.layer["device"],
         "seed": cell.seed,
+        **({"horizon": cell.config["horizon"]} if cell.benchmark == "forecasting" else {}),
         "key": cell.key,
         "env": env,
         "where": outcome.where,

@@ -11,8 +11,20 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from attnzoo.forecasting.data import BUILTIN, SplitRule
+from attnzoo.forecasting.models import BASELINES
+from attnzoo.forecasting.train import ForecastRecipe
 from attnzoo.tasks.lengths import check_options
 from attnzoo.tasks.train import Recipe
 from attnzoo.zoo import VariantError, create_attention, variant_info
@@ -102,13 +114,55 @@ class Approximation(_Closed):
     seeds: int = Field(3, ge=1, description="independent draws of inputs and samples, averaged")
 
 
-class Accuracy(_Closed):
-    tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
+class _Seeded(_Closed):
     seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
-    recipe: Recipe = Field(default_factory=Recipe)
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class Accuracy(_Seeded):
+    tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
+    recipe: Recipe = Field(default_factory=Recipe)
+
+
+class ForecastDataset(_Closed):
+    """One series: a CSV (`date`, channels, target) or a series a package ships."""
+
+    path: str | None = Field(None, description="CSV file, relative to the suite's directory")
+    source: Literal[tuple(BUILTIN)] | None = Field(None, description="a series shipped by a package")
+    target: str = Field("OT", description="the column to forecast (kept last)")
+    columns: list[str] | None = Field(None, description="channels to use besides the target; default: all")
+    split: SplitRule = Field("auto", description="auto: ett-hourly for ETTh*, ett-minute for ETTm*, else ratio 7:1:2")
+    period: int | None = Field(None, ge=1, description="seasonal-naive period; default: from the date spacing")
+    input_len: int | None = Field(None, ge=2, description="default: the section's input_len")
+    horizons: list[PositiveInt] | None = Field(None, min_length=1, description="default: the section's horizons")
+
+    @model_validator(mode="after")
+    def one_origin(self) -> ForecastDataset:
+        if (self.path is None) == (self.source is None):
+            raise ValueError(f"give either path (a CSV file) or source ({', '.join(BUILTIN)}), not both or neither")
+        return self
+
+    def data_options(self) -> dict[str, Any]:
+        """What decides the series and its splits (part of every cell's key)."""
+        return self.model_dump(exclude={"input_len", "horizons"}, exclude_none=True)
+
+
+class Forecasting(_Seeded):
+    datasets: dict[str, ForecastDataset] = Field(min_length=1, description="name -> series")
+    input_len: int = Field(96, ge=2, description="input window (rows); also the attention's sequence length")
+    horizons: list[PositiveInt] = Field([96, 192, 336, 720], min_length=1, description="forecast lengths (rows)")
+    baselines: list[Literal[BASELINES]] = Field(list(BASELINES), description="models beside the variants")
+    recipe: ForecastRecipe = Field(default_factory=ForecastRecipe)
+
+    def plan(self) -> list[tuple[str, ForecastDataset, int, int]]:
+        """(name, dataset, input length, horizon) in suite order."""
+        return [
+            (name, d, d.input_len or self.input_len, h)
+            for name, d in self.datasets.items()
+            for h in (d.horizons or self.horizons)
+        ]
 
 
 class Benchmarks(_Closed):
@@ -116,6 +170,7 @@ class Benchmarks(_Closed):
     efficiency: Efficiency | None = None
     approximation: Approximation | None = None
     accuracy: Accuracy | None = None
+    forecasting: Forecasting | None = None
 
     @model_validator(mode="after")
     def at_least_one(self) -> Benchmarks:
@@ -318,6 +373,11 @@ def _shapes(suite: Suite) -> list[dict[str, int]]:
             except (KeyError, TypeError, ValueError):
                 continue  # reported by the task checks
             shapes.append({"dim": r.dim, "heads": r.heads, "max_seq_len": n})
+    forecasting = suite.benchmarks.forecasting
+    if forecasting is not None:
+        r = forecasting.recipe
+        for n in sorted({n for _, _, n, _ in forecasting.plan()}):
+            shapes.append({"dim": r.dim, "heads": r.heads, "max_seq_len": n})
     return shapes
 
 
@@ -351,12 +411,34 @@ def runtime_problems(suite: Suite) -> list[str]:
 
 
 def _task_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
+    problems = _dataset_problems(path, root, suite)
     if suite.benchmarks.accuracy is None:
-        return []
-    problems = []
+        return problems
     for task, options in suite.benchmarks.accuracy.tasks.items():
         where = f"{path}:{_line_of(root, ('benchmarks', 'accuracy', 'tasks', task)) or 1}: benchmarks.accuracy.tasks"
         problems += [f"{where}.{task}: {problem}" for problem in check_options(task, options or {})]
+    return problems
+
+
+def _dataset_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
+    """Every forecasting series read and split at its longest horizon, so that a missing file, column or row
+    shows now rather than cell by cell."""
+    forecasting = suite.benchmarks.forecasting
+    if forecasting is None:
+        return []
+    from attnzoo.forecasting.data import DataError, prepare
+    from attnzoo.harness.forecasting import load_series
+
+    problems = []
+    for name, dataset in forecasting.datasets.items():
+        where = f"{path}:{_line_of(root, ('benchmarks', 'forecasting', 'datasets', name)) or 1}: "
+        where += f"benchmarks.forecasting.datasets.{name}"
+        input_len = dataset.input_len or forecasting.input_len
+        try:
+            series = load_series(dataset.data_options(), suite.import_dir)
+            prepare(series, input_len, max(dataset.horizons or forecasting.horizons), dataset.split, dataset.period)
+        except DataError as err:
+            problems.append(f"{where}: {err}")
     return problems
 
 

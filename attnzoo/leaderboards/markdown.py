@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from attnzoo.leaderboards import accuracy as accuracy_table
+from attnzoo.leaderboards import forecasting as forecasting_table
 from attnzoo.leaderboards import timing
 from attnzoo.leaderboards.headline import Headline, timing_pass
 from attnzoo.leaderboards.headline import build as build_headline
@@ -255,6 +256,10 @@ def _sections(df: pd.DataFrame, run: Run, board: Board, h: str, figures: list[st
     if not accuracy.empty:
         lines = accuracy_table.section(accuracy, STATUS_TEXT)
         out += ["", lines[0].replace("## ", f"{h} ", 1), *lines[1:]]
+    forecasts = df[df["benchmark"] == "forecasting"]
+    if not forecasts.empty:
+        lines = forecasting_table.section(forecasts, STATUS_TEXT)
+        out += ["", lines[0].replace("## ", f"{h} ", 1), *lines[1:]]
     return out
 
 
@@ -327,6 +332,15 @@ def _setup_lines(suite: Any) -> list[str]:
                 + "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in o.items())}" for t, o in overrides.items())
                 + "."
             )
+    if benchmarks.forecasting:
+        f = benchmarks.forecasting
+        r = f.recipe
+        lines.append(
+            f"Forecasting recipe, identical for every trained model: encoder dim {r.dim}, {r.depth} layers, {r.heads} "
+            f"heads, FFN {r.ffn_dim}, dropout {r.dropout}; Adam lr {r.lr:g}, batch {r.batch_size}, at most {r.steps} "
+            f"steps, validation every {r.eval_every}, early stopping after {r.patience} validations without "
+            f"improvement; seeds {f.seed_list()}."
+        )
     return [" ".join(lines)] if lines else []
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 
 from attnzoo.harness.results import RunDirError, RunStore
 
-IDENTITY = ["label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input"]  # one measurement in a run
+# One measurement in a run (horizon: forecasting rows only)
+IDENTITY = ["label", "benchmark", "task", "horizon", "seed", "seq_len", "metric", "pass", "input"]
 Prefer = Literal["error", "first", "last", "all"]  # all: keep every run's copy (a comparison of runs)
 
 

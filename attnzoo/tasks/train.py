@@ -18,10 +18,20 @@ from attnzoo.tasks.model import Classifier, Encoder
 from attnzoo.zoo import create_attention
 
 
-class Recipe(BaseModel):
-    """Identical for every variant in a suite."""
+class EncoderSize(BaseModel):
+    """The encoder's size, shared by the accuracy and forecasting recipes."""
 
     model_config = ConfigDict(extra="forbid")
+    dim: int = Field(64, ge=1)
+    depth: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    ffn_dim: int = Field(128, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class Recipe(EncoderSize):
+    """Identical for every variant in a suite."""
+
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -30,11 +40,6 @@ class Recipe(BaseModel):
     clip_norm: float = Field(1.0, gt=0)
     eval_every: int = Field(100, ge=1, description="steps between validation passes (and checkpoints)")
     eval_batches: int | None = Field(None, ge=1, description="cap on validation batches; None = the whole split")
-    dim: int = Field(64, ge=1)
-    depth: int = Field(2, ge=1)
-    heads: int = Field(2, ge=1)
-    ffn_dim: int = Field(128, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
 
 
 @dataclass

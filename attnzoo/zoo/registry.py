@@ -101,7 +101,7 @@ class Variant:
     def code_version(self) -> str:
         """The distribution and version that ship the variant's code, plus a hash of its source file, so that a
         result measured with other code never passes for this one."""
-        return _code_version(self.origin or self.factory)
+        return code_version(self.origin or self.factory)
 
     def parameter_table(self) -> list[dict[str, str]]:
         return [describe_field(name, f) for name, f in self.params.model_fields.items()]
@@ -164,7 +164,7 @@ def _distributions() -> dict[str, list[str]]:
 
 
 @functools.cache
-def _code_version(obj: Any) -> str:
+def code_version(obj: Any) -> str:
     try:
         source = open(inspect.getsourcefile(obj) or "", "rb").read()  # noqa: SIM115
     except (TypeError, OSError):

@@ -1,0 +1,1 @@
+"""Long-horizon multivariate forecasting: the series and their splits, the models, the one recipe."""
