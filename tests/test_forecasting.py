@@ -228,3 +228,14 @@ def _row(label: str, seed: int, metric: str | None, value, status: str, extra: d
         "benchmark": "forecasting", "seq_len": 96, "horizon": 96, "seed": seed, "key": f"{label}-{seed}",
         "metric": metric, "value": value, "unit": "standardised", "status": status, "extra": extra,
     }  # fmt: skip
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the benchmark files are not at {SHARED}")
+@pytest.mark.parametrize(
+    "file, mse, mae", [("ETTh1", 1.295, 0.713), ("ETTh2", 0.432, 0.422), ("exchange_rate", 0.081, 0.196)]
+)
+def test_the_protocol_reproduces_the_published_repeat_baseline(file, mse, mae):
+    """Repeat-last at input 96, horizon 96, as published in the DLinear paper's table (Zeng et al., 2023): the same
+    numbers only if the splits, the scaler and the windows are the standard ones."""
+    result = naive(prepare(read_csv(SHARED / f"{file}.csv"), 96, 96), "repeat-last")
+    assert (result.mse, result.mae) == (pytest.approx(mse, abs=1e-3), pytest.approx(mae, abs=1e-3))  # 3 decimals
