@@ -90,18 +90,18 @@ def _settings(suite: Suite):
             yield entry, setting, entry.label_for(setting)
 
 
+def _trained_layer(suite: Suite, recipe) -> dict[str, Any]:
+    """The layer a training cell records: the suite's device and dtype, the recipe's width, heads and batch."""
+    return {**suite.layer.model_dump(), "dim": recipe.dim, "heads": recipe.heads, "batch": recipe.batch_size}
+
+
 def _accuracy_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
     """Per task, per variant setting, per seed; n is the task's sequence length."""
     from attnzoo.tasks.lengths import declared_length
 
     cells = []
     recipe = config.recipe.model_dump()
-    layer = {
-        **suite.layer.model_dump(),
-        "dim": config.recipe.dim,
-        "heads": config.recipe.heads,
-        "batch": config.recipe.batch_size,
-    }
+    layer = _trained_layer(suite, config.recipe)
     for task, options in config.tasks.items():
         options = dict(options)
         task_recipe = {**recipe, **options.pop("recipe", {})}  # a task may train longer; never per variant
@@ -136,7 +136,7 @@ def _forecasting_cells(suite: Suite, config, threads: int | None) -> list[Cell]:
 
     cells = []
     recipe = config.recipe.model_dump()
-    layer = {**suite.layer.model_dump(), "dim": recipe["dim"], "heads": recipe["heads"], "batch": recipe["batch_size"]}
+    layer = _trained_layer(suite, config.recipe)
     models = [
         (entry.name, setting, label, variant_info(entry.name).code_version)
         for entry, setting, label in _settings(suite)

@@ -28,8 +28,7 @@ def section(df: pd.DataFrame, status_text: dict[str, str]) -> list[str]:
         "|" + "---|" * (3 + len(models)),
     ]
     rows = wins = 0
-    keys = df[["task", "horizon", "seq_len"]].drop_duplicates().itertuples(index=False)
-    for task, horizon, _ in keys:
+    for task, horizon in df[["task", "horizon"]].drop_duplicates().itertuples(index=False):
         here = df[(df["task"] == task) & (df["horizon"] == horizon)]
         for metric in ("mse", "mae"):
             values = {
