@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from attnzoo.harness.benchmark import BenchmarkError, get_benchmark
 from attnzoo.harness.ray_executor import ExecutorError
-from attnzoo.harness.results import RunDirError
+from attnzoo.harness.rundir import RunDirError
 from attnzoo.harness.suite import SuiteError
 from attnzoo.zoo import VariantError, list_variants, plugin_errors, variant_info
 
@@ -118,7 +119,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _suite_for_run(args: argparse.Namespace):
     """(suite, its text, run directory) for a new run or a resumed one."""
-    from attnzoo.harness.results import RunStore
+    from attnzoo.harness.rundir import RunStore
     from attnzoo.harness.runner import default_run_dir
     from attnzoo.harness.suite import default_suite_path, load_suite
 
@@ -143,6 +144,7 @@ def _suite_for_run(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
     from attnzoo.harness.runner import progress_units, run_suite
+    from attnzoo.leaderboards.publish import publish_run
 
     suite, text, run_dir = _suite_for_run(args)
     cells = plan(suite)
@@ -164,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 address=args.address,
             )
     except KeyboardInterrupt:
-        from attnzoo.harness.results import RunStore
+        from attnzoo.harness.rundir import RunStore
 
         store = RunStore(run_dir)
         if store.exists():
@@ -181,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             err_console.print("interrupted before the run started; nothing was saved")
         return 130
 
+    publish_run(run_dir)
     if not args.quiet:
         _print_summary(summary.rows)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.status_counts().items()))
@@ -220,7 +223,7 @@ class _LineProgress:
         start = self.starts.pop(cell.key, None)
         timed = status != "done earlier" and cell.key not in self.repeated and start is not None
         took = f" ({time.monotonic() - start:.1f} s)" if timed else ""
-        line = f"[{self.count}/{self.total}] {self.suite}: {cell.describe()}: {status}{took}"
+        line = f"[{self.count}/{self.total}] {self.suite}: {_describe(cell)}: {status}{took}"
         print(line, file=sys.stderr, flush=True)
 
     def training(self, cell, message: dict) -> None:
@@ -262,18 +265,21 @@ class _BarProgress:
 
     def started(self, cell, what: str = "") -> None:
         note = f" ({what})" if what else ""
-        self.bar.update(self.task, description=f"{self.suite}: {escape(cell.describe())}{note}")
+        self.bar.update(self.task, description=f"{self.suite}: {escape(_describe(cell))}{note}")
 
     def finished(self, cell, status: str, units: int = 1) -> None:
         self.bar.advance(self.task, units)
 
     def training(self, cell, message: dict) -> None:
-        val = "val MSE" if cell.benchmark == "forecasting" else "val acc"
         self.bar.update(
             self.task,
-            description=f"{self.suite}: {escape(cell.describe())}: step {message['step']}/{message['steps']} "
-            f"loss {message['loss']:.3f} {val} {message['val']:.3f}",
+            description=f"{self.suite}: {escape(_describe(cell))}: step {message['step']}/{message['steps']} "
+            f"loss {message['loss']:.3f} {message.get('val_metric', 'val')} {message['val']:.3f}",
         )
+
+
+def _describe(cell) -> str:
+    return get_benchmark(cell.benchmark).describe(cell)
 
 
 def _progress(suite: str, units: int, cells: int, quiet: bool):
@@ -405,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VariantError, SuiteError, UsageError, RunDirError, ExecutorError) as err:
+    except (VariantError, BenchmarkError, SuiteError, UsageError, RunDirError, ExecutorError) as err:
         for line in str(err).splitlines():
             err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         return 2

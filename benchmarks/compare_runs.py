@@ -10,7 +10,7 @@ import argparse
 
 import pandas as pd
 
-from attnzoo.harness.results import RunStore
+from attnzoo.harness.rundir import RunStore
 from attnzoo.leaderboards.timing import speedup_interval
 
 

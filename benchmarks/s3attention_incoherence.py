@@ -15,8 +15,8 @@ import statistics
 import torch
 
 import attnzoo
-from attnzoo.harness.approximation import text_embeddings
-from attnzoo.s3attention import incoherence
+from attnzoo.benchmarks.approximation import text_embeddings
+from attnzoo.zoo.s3attention import incoherence
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from attnzoo.forecasting.data import DataError, from_frame, prepare, read_csv
-from attnzoo.forecasting.models import DLinear, repeat_last, seasonal_naive
-from attnzoo.forecasting.train import ForecastRecipe, evaluate, fit, naive
+from attnzoo.timeseries.data import DataError, from_frame, prepare, read_csv
+from attnzoo.timeseries.models import DLinear, repeat_last, seasonal_naive
+from attnzoo.timeseries.train import ForecastRecipe, evaluate, fit, naive
 from attnzoo.harness.plan import plan
 from attnzoo.harness.runner import run_suite
 from attnzoo.harness.suite import SuiteError, load_suite
@@ -167,9 +167,10 @@ def test_suite_plans_models_horizons_and_seeds(tmp_path):
     cells = plan(load_suite(_suite(tmp_path)))
     per_dataset_horizon = 2 * 2 + 2 + 1 + 1  # sdpa, linformer and dlinear x 2 seeds; the naive ones once
     assert len(cells) == 3 * per_dataset_horizon and len({c.key for c in cells}) == len(cells)
-    weekly = [c for c in cells if c.task == "weekly"]
-    assert {c.seq_len for c in weekly} == {24} and {c.config["horizon"] for c in weekly} == {12}
-    assert "recipe" not in next(c for c in cells if c.variant == "repeat-last").config
+    weekly = [c for c in cells if c.config.dataset == "weekly"]
+    assert {c.seq_len for c in weekly} == {24} and {c.config.horizon for c in weekly} == {12}
+    naive = next(c for c in cells if c.config.model == "repeat-last")
+    assert naive.variant is None and naive.config.recipe is None
 
 
 def test_suite_errors_name_the_dataset_and_the_fix(tmp_path):

@@ -18,7 +18,8 @@ import attnzoo
 from attnzoo.harness.flops import count_flops
 from attnzoo.harness.measure import layer_call, peak_memory
 from attnzoo.harness.plan import plan
-from attnzoo.harness.results import RunStore
+from attnzoo.harness.rundir import RunStore
+from attnzoo.leaderboards.publish import publish_run
 from attnzoo.harness.runner import run_suite
 from attnzoo.harness.suite import SuiteError, load_suite
 
@@ -56,6 +57,7 @@ def run(tmp_path: Path, suite: dict) -> tuple[list[dict], Path]:
     path = write_suite(tmp_path, suite)
     run_dir = tmp_path / "run"
     summary = run_suite(load_suite(path), path.read_text(), run_dir)
+    publish_run(run_dir)
     return summary.rows, run_dir
 
 
@@ -256,6 +258,7 @@ def test_peak_memory_grows_as_the_algorithm_says(name, n, expected):
 def test_accuracy_smoke_suite_trains_every_task(tmp_path):
     path = Path(__file__).resolve().parents[1] / "suites" / "accuracy-smoke.yaml"
     summary = run_suite(load_suite(path), path.read_text(), tmp_path / "run")
+    publish_run(tmp_path / "run")
     rows = summary.rows
     assert {r["task"] for r in rows} == {"listops", "text", "retrieval", "image", "pathfinder"}
     failed = "\n".join(f"{r['task']} {r['label']}: {r['status']}: {r['error']}" for r in rows if r["status"] != "ok")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import attnzoo
-from attnzoo.harness.results import RunStore
+from attnzoo.harness.rundir import RunStore
 from attnzoo.harness.runner import RunDirError, run_suite
 from attnzoo.harness.suite import load_suite
 from tests.test_harness import TINY, problems, write_suite

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from attnzoo.harness.measure import layer_call
-from attnzoo.harness.results import RunStore
-from attnzoo.harness.runner import aggregate_repetitions, run_suite
+from attnzoo.harness.rundir import RunStore
+from attnzoo.benchmarks.efficiency import EfficiencyBenchmark
+from attnzoo.harness.records import Measurement, Outcome
+from attnzoo.harness.rundir import status_text
+from attnzoo.harness.runner import run_suite
+from attnzoo.leaderboards.publish import publish_run
 from attnzoo.harness.suite import load_suite
 from attnzoo.leaderboards import timing
 from attnzoo.stats import median_interval, paired_ratios, relative_iqr
@@ -42,19 +46,19 @@ def test_spread_and_paired_ratios():
     assert paired_ratios({0: 10.0, 1: 20.0, 2: 30.0}, {0: 5.0, 2: 10.0, 3: 1.0}) == [2.0, 3.0]
 
 
-def rep(value: float, contended: bool = False) -> dict:
+def rep(value: float, contended: bool = False) -> Outcome:
     extra = {"iqr_s": 0.0, "runs": 5, "faults_per_call": 1.0, "probe_ratios": [1.0], "contended": contended}
-    row = {"metric": "time", "pass_": "forward", "value": value, "extra": extra}
-    return {"status": "ok", "error": "", "rows": [row]}
+    return Outcome("ok", [Measurement("time", value, "s", "forward", extra=extra)])
 
 
 def test_aggregation_uses_clean_repetitions_and_keeps_every_value():
-    row = aggregate_repetitions({0: rep(1.0), 1: rep(9.0, contended=True), 2: rep(2.0), 3: rep(3.0)})[0]
-    assert row["value"] == 2.0 and not row["extra"]["contended"]
-    assert row["extra"]["repetitions"] == [1.0, 9.0, 2.0, 3.0] and row["extra"]["rounds"] == [0, 1, 2, 3]
-    assert row["extra"]["clean"] == [True, False, True, True]
-    dirty = aggregate_repetitions({0: rep(1.0, True), 1: rep(3.0, True)})[0]
-    assert dirty["value"] == 2.0 and dirty["extra"]["contended"]
+    aggregate = EfficiencyBenchmark().aggregate
+    row = aggregate({0: rep(1.0), 1: rep(9.0, contended=True), 2: rep(2.0), 3: rep(3.0)})[0]
+    assert row.value == 2.0 and not row.extra["contended"]
+    assert row.extra["repetitions"] == [1.0, 9.0, 2.0, 3.0] and row.extra["rounds"] == [0, 1, 2, 3]
+    assert row.extra["clean"] == [True, False, True, True]
+    dirty = aggregate({0: rep(1.0, True), 1: rep(3.0, True)})[0]
+    assert dirty.value == 2.0 and dirty.extra["contended"]
 
 
 def time_row(label: str, n: int, values: list[float], contended: bool = False) -> dict:
@@ -83,7 +87,7 @@ def test_speedups_are_paired_by_round_with_an_interval():
         ]
     )
     part["label"] = pd.Categorical(part["label"], ["sdpa", "fast"])
-    table, coverage = timing.speedup_table(part, "sdpa", {})
+    table, coverage = timing.speedup_table(part, "sdpa", status_text)
     assert "| fast | 4x (2–4) |" in table and coverage == pytest.approx(1 - 2 / 32)
 
 
@@ -104,17 +108,18 @@ def test_repetitions_are_interleaved_and_saved(tmp_path):
     assert len(rows) == 6 and all(len(r["extra"]["repetitions"]) == 3 for r in rows)
     assert all(r["extra"]["faults_per_call"] >= 0 for r in rows)
     manifest = RunStore(tmp_path / "run").manifest()
-    assert manifest["probe_calibrations"][0]["probe_s"] > 0
+    assert manifest["calibrations"]["efficiency"][0]["probe_s"] > 0
     assert "busy" in manifest["load_start"] and "loadavg" in manifest["load_end"]
 
 
 def test_a_slow_probe_marks_cells_contended_and_the_leaderboard_says_so(tmp_path):
     path = write_suite(tmp_path, TIMED)
     # A calibration a million times faster than the probe: every block looks measured under contention.
-    rows = run_suite(load_suite(path), path.read_text(), tmp_path / "run", probe_s=1e-8).rows
+    rows = run_suite(load_suite(path), path.read_text(), tmp_path / "run", calibration={"probe_s": 1e-8}).rows
     times = [r for r in rows if r["metric"] == "time"]
     assert times and all(r["extra"]["contended"] for r in times)
     assert all(len(ratios) == 3 for r in times for ratios in r["extra"]["probe_ratios"])  # 1 + 2 retries
+    publish_run(tmp_path / "run")
     board = (tmp_path / "run" / "leaderboard.md").read_text()
     assert board.count("*contended*") >= 6
 

@@ -160,6 +160,18 @@ COMPARED = ("device", "device_name", "threads", "torch", "cuda", "python", "code
 RECORDED_ONLY = {"packages.ray"}  # the executor: where cells run, not what they compute
 
 
+# What identifies the machine and kernels a time or a result was measured with.
+MACHINE_FIELDS = ("device_name", "cpu_capability", "torch", "threads")
+
+
+def machine(manifest: dict) -> dict:
+    """MACHINE_FIELDS of a run's manifest."""
+    return {
+        **{f: manifest.get(f) for f in MACHINE_FIELDS},
+        "cpu_capability": manifest.get("numerics", {}).get("cpu_capability"),
+    }
+
+
 def row_environment(full: dict) -> dict:
     """The short form carried by every result row: enough to tell machines and code versions apart."""
     short = {k: full.get(k) for k in ("torch", "device_name", "threads", "git", "code", "host")}

@@ -13,31 +13,39 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
-from attnzoo.harness import accuracy, approximation, efficiency, forecasting
-from attnzoo.harness.plan import Cell
+from attnzoo.harness.benchmark import Progress, get_benchmark
+from attnzoo.harness.records import Cell, Measurement, Outcome
 
-JOBS = {
-    "efficiency": efficiency.run,
-    "approximation": approximation.run,
-    "accuracy": accuracy.run,
-    "forecasting": forecasting.run,
-    "probe": efficiency.calibrate_probe,
-}
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # ok | oom | timeout | error
-    rows: list[dict]
-    error: str = ""
-    where: dict | None = None  # where a worker ran it: executor, host, pid, attempt (and node on Ray)
+class Executor(Protocol):
+    """What the runner asks of an executor (local worker processes, or Ray tasks)."""
+
+    capacity: int  # cells in flight at once
+
+    def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options: object) -> Outcome:
+        """One cell alone, blocking: nothing else runs meanwhile (timing, calibration)."""
+        ...
+
+    def submit(self, cell: Cell, on_progress: Progress | None = None) -> None:
+        """Start a cell (it may finish before this returns)."""
+        ...
+
+    def next_done(self) -> tuple[Cell, Outcome]:
+        """The next submitted cell to finish, with its outcome."""
+        ...
+
+    def describe(self) -> dict:
+        """For the manifest: what ran the cells."""
+        ...
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -46,16 +54,20 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MARKERS)
 
 
-def execute(cell: Cell, job: str, options: dict, workdir: str | None, progress: Callable | None = None) -> Outcome:
-    """Run one job on one cell in this process; every failure becomes a status (the cell function both the
-    local and the Ray executor run)."""
+def execute(cell: Cell, job: str, options: dict, workdir: str | None, progress: Progress | None = None) -> Outcome:
+    """Run one job of the cell's benchmark on the cell in this process ("run", or "calibrate" before timing
+    rounds); every failure becomes a status (the cell function both the local and the Ray executor run)."""
     if cell.import_path and cell.import_path not in sys.path:
         sys.path.insert(0, cell.import_path)  # `module:Class` variants next to the suite
     if cell.threads:
         torch.set_num_threads(cell.threads)
     try:
+        benchmark = get_benchmark(cell.benchmark)
+        if job == "calibrate":
+            values = benchmark.calibrate(cell) or {}
+            return Outcome("ok", [Measurement(name, value) for name, value in values.items()])
         workpath = Path(workdir) if workdir else None
-        return Outcome("ok", JOBS[job](cell, workdir=workpath, progress=progress, **options))
+        return Outcome("ok", benchmark.run(cell, workdir=workpath, progress=progress, **options))
     except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
         status = "oom" if _is_oom(err) else "error"
         return Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}")
@@ -75,25 +87,31 @@ def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, w
 
 
 class LocalExecutor:
-    """One worker process per cell, forked from a preloaded forkserver."""
+    """One worker process per cell, forked from a preloaded forkserver, one cell at a time."""
+
+    capacity = 1
 
     def __init__(self, timeout_s: float, memory_limit_gb: float | None = None, workdir: str | None = None):
         self.timeout_s, self.workdir = timeout_s, workdir
         self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.context = mp.get_context("forkserver")
         self.context.set_forkserver_preload(["attnzoo.harness.preload"])
+        self.done: deque[tuple[Cell, Outcome]] = deque()
 
-    def run(
-        self,
-        cell: Cell,
-        on_progress: Callable[[dict], None] | None = None,
-        job: str | None = None,
-        **options: object,
-    ) -> Outcome:
-        """The cell's outcome (or that of another job on the cell, e.g. "probe"), with keyword options for the
-        job; progress messages the worker sends on the way go to on_progress."""
+    def describe(self) -> dict:
+        return {"executor": "local"}
+
+    def submit(self, cell: Cell, on_progress: Progress | None = None) -> None:
+        self.done.append((cell, self.run(cell, on_progress)))
+
+    def next_done(self) -> tuple[Cell, Outcome]:
+        return self.done.popleft()
+
+    def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options: object) -> Outcome:
+        """The outcome of a job on the cell, with keyword options for it; progress messages the worker sends on the
+        way go to on_progress."""
         receive, send = self.context.Pipe(duplex=False)
-        args = (cell, job or cell.benchmark, options, self.memory_limit, self.workdir, send)
+        args = (cell, job, options, self.memory_limit, self.workdir, send)
         worker = self.context.Process(target=_work, args=args, daemon=True)
         worker.start()
         send.close()

@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from attnzoo.harness.executor import Outcome, execute
-from attnzoo.harness.plan import Cell
+from attnzoo.harness.benchmark import Progress, get_benchmark
+from attnzoo.harness.executor import execute
+from attnzoo.harness.records import Cell, Outcome
 
 
 class ExecutorError(Exception):
@@ -116,7 +117,7 @@ class RayExecutor:
         return self._timing_node
 
     def _options(self, cell: Cell) -> dict:
-        if cell.benchmark == "efficiency":  # its timing repetitions and the contention probe alike
+        if get_benchmark(cell.benchmark).exclusive:  # timing repetitions and the calibration alike
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = self.timing_node()
@@ -125,8 +126,10 @@ class RayExecutor:
         extra = {"memory": self.memory} if self.memory else {}
         return {"num_cpus": cell.threads or 1, "num_gpus": self.gpus, "max_retries": 0, **extra}
 
-    def submit(self, cell: Cell, job: str | None = None, attempt: int = 1, **options) -> None:
-        job = job or cell.benchmark
+    def submit(
+        self, cell: Cell, on_progress: Progress | None = None, job: str = "run", attempt: int = 1, **options
+    ) -> None:
+        """Start the cell as a Ray task (progress is not streamed back from Ray tasks)."""
         remote = self.remote.options(**self._options(cell))
         ref = remote.remote(cell, job, options, self.workdir, self.memory_limit)
         self.inflight[ref] = _Task(cell, job, options, attempt)
@@ -156,7 +159,7 @@ class RayExecutor:
                 outcome = Outcome("oom", [], f"killed by Ray's memory monitor: {_first_line(err)}")
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as err:
                 if task.attempt <= self.max_retries:
-                    self.submit(task.cell, task.job, task.attempt + 1, **task.options)
+                    self.submit(task.cell, None, task.job, task.attempt + 1, **task.options)
                     continue
                 reason = f"worker died on each of {task.attempt} attempts; last: {_first_line(err)}"
                 outcome = Outcome("error", [], reason)
@@ -165,11 +168,11 @@ class RayExecutor:
             where = {**(outcome.where or {"executor": "ray"}), "attempt": task.attempt}
             return task.cell, replace(outcome, where=where)
 
-    def run(self, cell: Cell, on_progress=None, job: str | None = None, **options) -> Outcome:
-        """One cell, blocking (the timing rounds and the probe): submitted alone and waited for."""
+    def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options) -> Outcome:
+        """One cell, blocking (the timing rounds and the calibration): submitted alone and waited for."""
         if self.inflight:
             raise RuntimeError("run() with cells in flight would time them beside other work")
-        self.submit(cell, job, **options)
+        self.submit(cell, None, job, **options)
         return self.next_done()[1]
 
 

@@ -1,8 +1,10 @@
-"""The YAML suite: its schema (pydantic), loading, and errors that name the file, line, field, problem and fix."""
+"""The YAML suite: its schema (pydantic; each benchmark's section comes from the benchmark registry), loading, and
+errors that name the file, line, field, problem and fix."""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import sys
 from importlib import resources
@@ -15,18 +17,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     PrivateAttr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from attnzoo.forecasting.data import BUILTIN, SplitRule
-from attnzoo.forecasting.models import BASELINES
-from attnzoo.forecasting.train import ForecastRecipe
-from attnzoo.tasks.lengths import check_options
-from attnzoo.tasks.train import Recipe
+from attnzoo.harness.benchmark import Benchmark, benchmarks
+from attnzoo.harness.records import Cell, CellConfig
 from attnzoo.zoo import VariantError, create_attention, variant_info
 
 
@@ -92,89 +91,12 @@ class Layer(_Closed):
         return device
 
 
-class Efficiency(_Closed):
-    metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
-    passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
-    repetitions: int = Field(
-        9, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
-    )
-    min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
-    baseline: str = Field("sdpa", description="label whose time every speed-up is paired against, round by round")
-    allocator: Literal["retain", "system"] = Field(
-        "retain", description="retain: workers keep freed memory (glibc mallopt); system: the allocator's defaults"
-    )
-    contention_margin: float = Field(
-        0.3, gt=0, description="a block whose probe ran this much slower than calibrated is contended"
-    )
-    contention_retries: int = Field(2, ge=0, description="times a contended block is measured again")
-
-
-class Approximation(_Closed):
-    inputs: list[Literal["gaussian", "text"]] = Field(["gaussian", "text"], min_length=1)
-    seeds: int = Field(3, ge=1, description="independent draws of inputs and samples, averaged")
-
-
-class _Seeded(_Closed):
-    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
-
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
-
-class Accuracy(_Seeded):
-    tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
-    recipe: Recipe = Field(default_factory=Recipe)
-
-
-class ForecastDataset(_Closed):
-    """One series: a CSV (`date`, channels, target) or a series a package ships."""
-
-    path: str | None = Field(None, description="CSV file, relative to the suite's directory")
-    source: Literal[tuple(BUILTIN)] | None = Field(None, description="a series shipped by a package")
-    target: str = Field("OT", description="the column to forecast (kept last)")
-    columns: list[str] | None = Field(None, description="channels to use besides the target; default: all")
-    split: SplitRule = Field("auto", description="auto: ett-hourly for ETTh*, ett-minute for ETTm*, else ratio 7:1:2")
-    period: int | None = Field(None, ge=1, description="seasonal-naive period; default: from the date spacing")
-    input_len: int | None = Field(None, ge=2, description="default: the section's input_len")
-    horizons: list[PositiveInt] | None = Field(None, min_length=1, description="default: the section's horizons")
-
-    @model_validator(mode="after")
-    def one_origin(self) -> ForecastDataset:
-        if (self.path is None) == (self.source is None):
-            raise ValueError(f"give either path (a CSV file) or source ({', '.join(BUILTIN)}), not both or neither")
-        return self
-
-    def data_options(self) -> dict[str, Any]:
-        """What decides the series and its splits (part of every cell's key)."""
-        return self.model_dump(exclude={"input_len", "horizons"}, exclude_none=True)
-
-
-class Forecasting(_Seeded):
-    datasets: dict[str, ForecastDataset] = Field(min_length=1, description="name -> series")
-    input_len: int = Field(96, ge=2, description="input window (rows); also the attention's sequence length")
-    horizons: list[PositiveInt] = Field([96, 192, 336, 720], min_length=1, description="forecast lengths (rows)")
-    baselines: list[Literal[BASELINES]] = Field(list(BASELINES), description="models beside the variants")
-    recipe: ForecastRecipe = Field(default_factory=ForecastRecipe)
-
-    def plan(self) -> list[tuple[str, ForecastDataset, int, int]]:
-        """(name, dataset, input length, horizon) in suite order."""
-        return [
-            (name, d, d.input_len or self.input_len, h)
-            for name, d in self.datasets.items()
-            for h in (d.horizons or self.horizons)
-        ]
-
-
 class Benchmarks(_Closed):
-    # Each benchmark is one optional section; a new kind of benchmark is one more field here.
-    efficiency: Efficiency | None = None
-    approximation: Approximation | None = None
-    accuracy: Accuracy | None = None
-    forecasting: Forecasting | None = None
+    """Each registered benchmark is one optional section (fields added by `suite_model`)."""
 
     @model_validator(mode="after")
     def at_least_one(self) -> Benchmarks:
-        if not any(getattr(self, name) for name in type(self).model_fields):
+        if not self.enabled():
             raise ValueError(f"name at least one benchmark: {', '.join(type(self).model_fields)}")
         return self
 
@@ -209,7 +131,7 @@ class Suite(_Closed):
     description: str = ""
     variants: list[VariantEntry] = Field(min_length=1)
     layer: Layer = Field(default_factory=Layer)
-    seq_lens: list[int] = Field(default_factory=list, description="for efficiency and approximation")
+    seq_lens: list[int] = Field(default_factory=list, description="for the benchmarks that run at every length")
     benchmarks: Benchmarks
     execution: Execution = Field(default_factory=Execution)
 
@@ -229,9 +151,66 @@ class Suite(_Closed):
 
     @model_validator(mode="after")
     def lengths_when_needed(self) -> Suite:
-        if not self.seq_lens and (self.benchmarks.efficiency or self.benchmarks.approximation):
-            raise ValueError("seq_lens: list the sequence lengths for the efficiency and approximation benchmarks")
+        found = benchmarks()
+        per_length = [name for name in self.benchmarks.enabled() if found[name].per_length]
+        if not self.seq_lens and per_length:
+            raise ValueError(f"seq_lens: list the sequence lengths for the {' and '.join(per_length)} benchmark(s)")
         return self
+
+    def settings(self):
+        """(variant entry, one parameter setting, its label) for every setting of every entry."""
+        for entry in self.variants:
+            for setting in entry.settings():
+                yield entry, setting, entry.label_for(setting)
+
+    def trained_layer(self, recipe: Any) -> dict[str, Any]:
+        """The layer a training cell records: the suite's device and dtype, the recipe's width, heads and batch."""
+        return {**self.layer.model_dump(), "dim": recipe.dim, "heads": recipe.heads, "batch": recipe.batch_size}
+
+    def cell(
+        self,
+        benchmark: Benchmark,
+        variant: str | None,
+        label: str,
+        params: dict[str, Any],
+        seq_len: int,
+        config: CellConfig,
+        layer: dict[str, Any],
+        threads: int | None,
+        seed: int | None = None,
+        chain: str | None = None,
+        code: str | None = None,
+    ) -> Cell:
+        """A cell of this suite; `chain` (default: the label) groups the cells an OOM or timeout skips together,
+        `code` (default: the variant's) is the code version of what is measured."""
+        return Cell(
+            suite=self.name,
+            benchmark=benchmark.name,
+            variant=variant,
+            label=label,
+            params=params,
+            seq_len=seq_len,
+            config=config,
+            layer=layer,
+            threads=threads,
+            seed=seed,
+            code=code if code is not None else variant_info(variant).code_version,
+            chain=f"{benchmark.name}/{chain or label}",
+            import_path=self.import_dir,
+        )
+
+
+@functools.cache
+def _suite_model(names: tuple[str, ...]) -> type[Suite]:
+    found = benchmarks()
+    sections = {name: (found[name].section | None, None) for name in names}
+    model = create_model("Benchmarks", __base__=Benchmarks, **sections)
+    return create_model("Suite", __base__=Suite, benchmarks=(model, ...))
+
+
+def suite_model() -> type[Suite]:
+    """The suite schema with a section for every benchmark registered now (entry points included)."""
+    return _suite_model(tuple(benchmarks()))
 
 
 # --- loading -----------------------------------------------------------------------------------------------
@@ -285,14 +264,14 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-def _schema_problems(path: str, root: yaml.Node, err: ValidationError) -> list[str]:
+def _schema_problems(path: str, root: yaml.Node, err: ValidationError, model: type[Suite]) -> list[str]:
     problems = []
     for e in err.errors():
         loc = e["loc"]
         where = f"{path}:{_line_of(root, loc) or 1}"
         field = _format_loc(loc)
         if e["type"] == "extra_forbidden":
-            allowed = _field_names(Suite, loc)
+            allowed = _field_names(model, loc)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(f"{where}: {field}: unknown field{hint} (allowed: {', '.join(allowed)})")
@@ -325,12 +304,8 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
                     "or give one entry its own `label:`"
                 )
             labels.setdefault(label, i)
-        caps = spec.capabilities
-        unsupported = []
-        if device_type not in caps.devices:
-            unsupported.append(f"{spec.name} runs on {', '.join(caps.devices)}, not {device_type}")
-        if suite.layer.dtype not in caps.dtypes:
-            unsupported.append(f"{spec.name} supports {', '.join(caps.dtypes)}, not layer.dtype {suite.layer.dtype}")
+        reason = spec.cannot_run(device_type, suite.layer.dtype, "layer.dtype")
+        unsupported = [reason] if reason else []
         runnable += not unsupported
         unusable = ([] if (availability := spec.available).ok else [str(availability)]) + unsupported
         if unusable:
@@ -359,25 +334,13 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
 
 
 def _shapes(suite: Suite) -> list[dict[str, int]]:
-    """(dim, heads, max_seq_len) at which the suite builds layers: the layer at every length, and the
-    accuracy model's attention at every task's length."""
-    shapes = [{"dim": suite.layer.dim, "heads": suite.layer.heads, "max_seq_len": n} for n in suite.seq_lens]
-    accuracy = suite.benchmarks.accuracy
-    if accuracy is not None:
-        from attnzoo.tasks.lengths import declared_length
-
-        r = accuracy.recipe
-        for task, options in accuracy.tasks.items():
-            try:
-                n = declared_length(task, options or {})
-            except (KeyError, TypeError, ValueError):
-                continue  # reported by the task checks
-            shapes.append({"dim": r.dim, "heads": r.heads, "max_seq_len": n})
-    forecasting = suite.benchmarks.forecasting
-    if forecasting is not None:
-        r = forecasting.recipe
-        for n in sorted({n for _, _, n, _ in forecasting.plan()}):
-            shapes.append({"dim": r.dim, "heads": r.heads, "max_seq_len": n})
+    """(dim, heads, max_seq_len) at which the suite's benchmarks build layers."""
+    found = benchmarks()
+    shapes = []
+    for name, section in suite.benchmarks.enabled().items():
+        for dim, heads, n in found[name].shapes(suite, section):
+            if (shape := {"dim": dim, "heads": heads, "max_seq_len": n}) not in shapes:
+                shapes.append(shape)
     return shapes
 
 
@@ -410,36 +373,14 @@ def runtime_problems(suite: Suite) -> list[str]:
     return []
 
 
-def _task_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
-    problems = _dataset_problems(path, root, suite)
-    if suite.benchmarks.accuracy is None:
-        return problems
-    for task, options in suite.benchmarks.accuracy.tasks.items():
-        where = f"{path}:{_line_of(root, ('benchmarks', 'accuracy', 'tasks', task)) or 1}: benchmarks.accuracy.tasks"
-        problems += [f"{where}.{task}: {problem}" for problem in check_options(task, options or {})]
-    return problems
-
-
-def _dataset_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
-    """Every forecasting series read and split at its longest horizon, so that a missing file, column or row
-    shows now rather than cell by cell."""
-    forecasting = suite.benchmarks.forecasting
-    if forecasting is None:
-        return []
-    from attnzoo.forecasting.data import DataError, prepare
-    from attnzoo.harness.forecasting import load_series
-
-    problems = []
-    for name, dataset in forecasting.datasets.items():
-        where = f"{path}:{_line_of(root, ('benchmarks', 'forecasting', 'datasets', name)) or 1}: "
-        where += f"benchmarks.forecasting.datasets.{name}"
-        input_len = dataset.input_len or forecasting.input_len
-        try:
-            series = load_series(dataset.data_options(), suite.import_dir)
-            prepare(series, input_len, max(dataset.horizons or forecasting.horizons), dataset.split, dataset.period)
-        except DataError as err:
-            problems.append(f"{where}: {err}")
-    return problems
+def _benchmark_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
+    """What each benchmark checks beyond the schema (data files, task options), with the suite's line."""
+    found = benchmarks()
+    return [
+        f"{path}:{_line_of(root, loc) or 1}: {_format_loc(loc)}: {problem}"
+        for name, section in suite.benchmarks.enabled().items()
+        for loc, problem in found[name].problems(suite, section)
+    ]
 
 
 def _read(path: Path) -> str:
@@ -480,17 +421,17 @@ def load_suite(path: str | Path | None = None, *, check_variants: bool = True, i
         raise SuiteError([f"{shown}{line}: YAML syntax error: {problem}"]) from None
     if not isinstance(data, dict):
         raise SuiteError([f"{shown}:1: a suite is a YAML mapping with keys name, variants, seq_lens, benchmarks"])
+    model = suite_model()
     try:
-        suite = Suite.model_validate(data)
+        suite = model.model_validate(data)
     except ValidationError as err:
-        raise SuiteError(_schema_problems(shown, root, err)) from None
+        raise SuiteError(_schema_problems(shown, root, err, model)) from None
     suite._import_dir = import_dir or str(path.resolve().parent)
     if not check_variants:
         return suite
     if suite.import_dir not in sys.path:
         sys.path.insert(0, suite.import_dir)
-    problems = _task_problems(shown, root, suite)
-    problems = _variant_problems(shown, root, suite) + problems
+    problems = _variant_problems(shown, root, suite) + _benchmark_problems(shown, root, suite)
     if problems:
         raise SuiteError(problems)
     return suite

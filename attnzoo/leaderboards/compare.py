@@ -12,13 +12,11 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from attnzoo.leaderboards.sources import Run, frame
-from attnzoo.leaderboards.timing import repetitions
+from attnzoo.harness.benchmark import Benchmark, benchmarks
+from attnzoo.harness.environment import machine
+from attnzoo.leaderboards.sources import Run, frame, identity
 
 ALPHA = 0.05
-LOWER_IS_BETTER = {"time": True, "memory": True, "flops": True, "rel_error": True, "accuracy": False}
-CELL = ["setting", "benchmark", "task", "seq_len", "metric", "pass", "input"]  # seeds pooled for accuracy
-ENV_FIELDS = ("device_name", "threads", "torch")
 
 
 @dataclass
@@ -30,6 +28,7 @@ class Change:
     change: float | None  # new / base - 1
     p: float | None  # None: no test possible (one value a side, or a deterministic metric)
     verdict: str  # better | worse | same | added | removed
+    lower_is_better: bool = True
 
     def regression(self) -> bool:
         return self.verdict == "worse"
@@ -38,16 +37,18 @@ class Change:
 def compare(base: Run, new: Run, threshold: float = 0.05, alpha: float = ALPHA) -> list[Change]:
     df = frame([base, new], prefer="all")
     df = _spread_statuses(df[df["status"] != "unavailable"])
+    found = benchmarks()
+    cell_columns = ["setting", *(c for c in identity() if c not in ("label", "seed"))]  # seeds pooled
     changes = []
-    for _, cell in df.groupby(CELL, dropna=False, sort=False):
+    for _, cell in df.groupby(cell_columns, dropna=False, sort=False):
         sides = [cell[cell["run"] == i] for i in (0, 1)]
-        changes.append(_change(sides[0], sides[1]))
+        changes.append(_change(sides[0], sides[1], found[cell["benchmark"].iloc[0]]))
     _holm([c for c in changes if c.p is not None])
     for c in changes:
         if c.verdict == "":
             big = abs(c.change) > threshold
             significant = c.p is None or c.p < alpha
-            lower = LOWER_IS_BETTER.get(c.metric, True)
+            lower = c.lower_is_better
             c.verdict = "same" if not (big and significant) else "better" if (c.change < 0) == lower else "worse"
     order = {"worse": 0, "better": 1, "removed": 2, "added": 3, "same": 4}
     return sorted(changes, key=lambda c: (order[c.verdict], -abs(c.change or 0)))
@@ -62,27 +63,18 @@ def _spread_statuses(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([measured, status], ignore_index=True)
 
 
-def _name(row: pd.Series) -> str:
-    """e.g. "linformer n=4096 fwd+bwd time", "s3attention text accuracy", "performer n=1024 text rel_error"."""
-    parts = [row["setting"], row["task"] if isinstance(row["task"], str) else f"n={int(row['seq_len'])}"]
+def _name(row: pd.Series, benchmark: Benchmark) -> str:
+    """e.g. "linformer n=4096 fwd+bwd time", "s3attention text accuracy", "dlinear ETTh1 96 mse"."""
+    own = [_text(row[c]) for c in benchmark.columns if isinstance(row[c], str) or pd.notna(row[c])]
+    parts = [row["setting"], *(own or [f"n={int(row['seq_len'])}"])]
     parts += [str(row["pass"]).replace("forward_backward", "fwd+bwd")] if isinstance(row["pass"], str) else []
     parts += [str(row["input"])] if isinstance(row["input"], str) else []
     parts += [str(row["metric"])] if isinstance(row["metric"], str) else []
     return " ".join(parts)
 
 
-def _samples(rows: pd.DataFrame) -> list[float]:
-    """Time: the clean repetitions; accuracy: one value per seed; others: the stored value."""
-    ok = rows[rows["status"] == "ok"]
-    if ok.empty:
-        return []
-    if ok["metric"].iloc[0] == "time":
-        return list(repetitions(ok.iloc[-1]).values())
-    return [float(v) for v in ok["value"]]
-
-
-def _center(rows: pd.DataFrame, samples: list[float]) -> float:
-    return float(rows["value"].iloc[-1]) if rows["metric"].iloc[0] == "time" else statistics.fmean(samples)
+def _text(value) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _holm(tested: list[Change]) -> None:
@@ -96,31 +88,32 @@ def _holm(tested: list[Change]) -> None:
         c.p = running
 
 
-def _change(base: pd.DataFrame, new: pd.DataFrame) -> Change:
+def _change(base: pd.DataFrame, new: pd.DataFrame, benchmark: Benchmark) -> Change:
     """The change of one cell; its verdict is decided once every cell's p-value is known (verdict "" until
     then), except for cells present on one side only or whose status changed."""
     row = (base if len(base) else new).iloc[0]
     metric = str(row["metric"]) if isinstance(row["metric"], str) else "status"
-    name = _name(row)
+    name, lower = _name(row, benchmark), benchmark.lower_is_better.get(metric, True)
     if base.empty or new.empty:
-        return Change(name, metric, None, None, None, None, "added" if base.empty else "removed")
-    a, b = _samples(base), _samples(new)
+        return Change(name, metric, None, None, None, None, "added" if base.empty else "removed", lower)
+    sides = [side[side["status"] == "ok"] for side in (base, new)]
+    a, b = (benchmark.samples(side) if len(side) else [] for side in sides)
     if not a or not b:  # a status changed (ok -> oom is a regression) or stayed failed
         was, now = base["status"].iloc[-1], new["status"].iloc[-1]
         verdict = "same" if (not a) == (not b) else ("worse" if a else "better")
-        return Change(f"{name} ({was} → {now})", metric, None, None, None, None, verdict)
-    center_a, center_b = _center(base, a), _center(new, b)
+        return Change(f"{name} ({was} → {now})", metric, None, None, None, None, verdict, lower)
+    center_a, center_b = benchmark.center(base, a), benchmark.center(new, b)
     change = center_b / center_a - 1 if center_a else math.inf
-    return Change(name, metric, center_a, center_b, change, _p_value(metric, a, b), "")
+    return Change(name, metric, center_a, center_b, change, _p_value(benchmark.tested.get(metric), a, b), "", lower)
 
 
-def _p_value(metric: str, a: list[float], b: list[float]) -> float | None:
-    if len(a) < 2 or len(b) < 2:
+def _p_value(test: str | None, a: list[float], b: list[float]) -> float | None:
+    """Welch's t on the samples ("linear") or on their logs ("log"); None for a metric that is not tested (a
+    deterministic one: the threshold alone decides) or with fewer than two samples a side."""
+    if test is None or len(a) < 2 or len(b) < 2:
         return None
-    if metric == "time":  # times are skewed; their logs are close to symmetric
+    if test == "log":
         a, b = [math.log(v) for v in a], [math.log(v) for v in b]
-    elif metric != "accuracy":
-        return None  # memory, FLOPs, errors: deterministic, the threshold alone decides
     if statistics.stdev(a) == statistics.stdev(b) == 0:
         return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
@@ -135,10 +128,11 @@ def geomean(changes: list[Change], metric: str = "time") -> tuple[float, int] | 
 
 
 def environment_note(base: Run, new: Run) -> str:
-    differ = [f for f in ENV_FIELDS if base.manifest.get(f) != new.manifest.get(f)]
+    was, now = machine(base.manifest), machine(new.manifest)
+    differ = [f for f in was if was[f] != now[f]]
     if not differ:
         return ""
-    what = "; ".join(f"{f}: {base.manifest.get(f)} → {new.manifest.get(f)}" for f in differ)
+    what = "; ".join(f"{f}: {was[f]} → {now[f]}" for f in differ)
     return (
         f"**Different environments** ({what}): absolute times do not travel between machines; compare speed-ups "
         "measured side by side instead."

@@ -11,7 +11,6 @@ import pandas as pd
 from matplotlib import rc_context, ticker
 from matplotlib.figure import Figure  # no pyplot: no display backend, no global figure state
 
-from attnzoo.leaderboards.headline import Headline
 from attnzoo.leaderboards.sources import resolved_params
 from attnzoo.leaderboards.timing import repetitions, speedup_interval
 
@@ -100,7 +99,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
 
 def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
     """Relative error vs the parameter each variant sweeps, at the longest length, one panel per input kind."""
-    ok = df[(df["benchmark"] == "approximation") & (df["status"] == "ok")]
+    ok = df[df["status"] == "ok"]
     if ok.empty:
         return []
     n = int(ok["seq_len"].max())
@@ -142,18 +141,19 @@ def _sweeps(ok: pd.DataFrame) -> dict[str, tuple[str, list[tuple]]]:
     return found
 
 
-def bubble(rows: list[Headline], baseline: str, out: Path, stem: str) -> str | None:
-    """LRA-style: x speed-up over the baseline, y average accuracy, area memory relative to the baseline. Speed
-    and accuracy are joined by variant when they were measured at different settings (the caption says which)."""
-    speed = {r.variant: r for r in rows if r.speedup is not None}
+def bubble(settings: list[tuple], baseline: str, out: Path, stem: str) -> str | None:
+    """LRA-style: x speed-up over the baseline, y quality (average accuracy), area memory relative to the baseline.
+    `settings`: (variant, setting, speed-up, memory ratio, quality), any of the last three None. Speed and quality
+    are joined by variant when they were measured at different settings (the caption says which)."""
+    speed = {variant: (setting, x, mem) for variant, setting, x, mem, _ in settings if x is not None}
     points = []
-    for r in rows:
-        if not r.accuracy or r.variant not in speed:
+    for variant, setting, _, _, y in settings:
+        if y is None or variant not in speed:
             continue
-        s = speed[r.variant]
-        if r.setting != s.setting and any(x.variant == r.variant and x.accuracy and x.speedup for x in rows):
+        timed_at, x, mem = speed[variant]
+        if setting != timed_at and any(v == variant and q is not None and s is not None for v, _, s, _, q in settings):
             continue
-        points.append((r.variant, s.speedup.median, sum(r.accuracy) / len(r.accuracy), s.memory_ratio or 1.0))
+        points.append((variant, x, y, mem or 1.0))
     if len(points) < 2:
         return None
     largest = max(mem for *_, mem in points)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from attnzoo.leaderboards.headline import timing_pass
-from attnzoo.leaderboards.markdown import PASS_TITLE, Board, markdown
+from attnzoo.leaderboards.markdown import Board, build, markdown
+from attnzoo.leaderboards.sources import load_run
 
 FORMATS = ("md", "csv", "json")
 CELL_COLUMNS = ["setting", "label", "benchmark", "task", "seed", "seq_len", "metric", "pass", "input", "value", "unit"]
@@ -25,7 +25,7 @@ def write(board: Board, out: Path, formats: tuple[str, ...] = ("md",), plots: bo
         return written
     cells = board.df.assign(run=[board.runs[i].name for i in board.df["run"]]) if len(board.df) else board.df
     cells = cells[[c for c in ["run", *CELL_COLUMNS, "status", "error"] if c in cells]]
-    headline = [h.record() for h in board.headline]
+    headline = [h.record(board) for h in board.headline]
     if "csv" in formats:
         import pandas as pd
 
@@ -36,7 +36,6 @@ def write(board: Board, out: Path, formats: tuple[str, ...] = ("md",), plots: bo
         document = {
             "title": board.title,
             "runs": [{"name": r.name, "suite": r.title, "manifest": r.manifest} for r in board.runs],
-            "baseline": board.baseline,
             "headline": headline,
             "cells": json.loads(cells.to_json(orient="records")),
         }
@@ -45,22 +44,22 @@ def write(board: Board, out: Path, formats: tuple[str, ...] = ("md",), plots: bo
     return written
 
 
-def figures(board: Board, out: Path) -> dict[str, list[str]]:
-    """Image files per place in the markdown: "headline", or a run's index."""
-    from attnzoo.leaderboards import plots  # matplotlib: only when figures are wanted
+def publish_run(run_dir: Path) -> list[Path]:
+    """A run directory's own leaderboard.md and figures, from its stored rows."""
+    return write(build([load_run(run_dir)]), Path(run_dir))
 
-    found: dict[str, list[str]] = {}
+
+def figures(board: Board, out: Path) -> dict[tuple, list[str]]:
+    """Image files per place in the markdown: (run index, benchmark) or ("headline", benchmark)."""
+    found: dict[tuple, list[str]] = {}
     single = len(board.runs) == 1
     for i, run in enumerate(board.runs):
         part = board.df[board.df["run"] == i]
-        stem = "" if single else f"{run.name}-"
-        names = []
-        eff = part[part["benchmark"] == "efficiency"]
-        if pass_name := timing_pass(eff):
-            names += plots.efficiency(eff, board.baseline, pass_name, PASS_TITLE[pass_name], out, stem)
-        names += plots.approximation(part, out, stem)
-        if names:
-            found[str(i)] = names
-    if bubble := plots.bubble(board.headline, board.baseline, out, ""):
-        found["headline"] = [bubble]
+        for name, benchmark in board.benchmarks.items():
+            rows = part[part["benchmark"] == name]
+            if not rows.empty and (names := benchmark.figures(rows, run, out, "" if single else f"{run.name}-")):
+                found[(i, name)] = names
+    for name, benchmark in board.benchmarks.items():
+        if names := benchmark.headline_figures(board, out):
+            found[("headline", name)] = names
     return found

@@ -9,10 +9,16 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from attnzoo.harness.results import RunDirError, RunStore
+from attnzoo.harness.benchmark import benchmarks
+from attnzoo.harness.rundir import SUITE_FILE, RunDirError, RunStore
 
-# One measurement in a run (horizon: forecasting rows only)
-IDENTITY = ["label", "benchmark", "task", "horizon", "seed", "seq_len", "metric", "pass", "input"]
+
+def identity() -> list[str]:
+    """The columns that tell one measurement of a run from another: the generic ones and every benchmark's own."""
+    own = [c for b in benchmarks().values() for c in b.columns]
+    return ["label", "benchmark", *dict.fromkeys(own), "seed", "seq_len", "metric", "pass", "input"]
+
+
 Prefer = Literal["error", "first", "last", "all"]  # all: keep every run's copy (a comparison of runs)
 
 
@@ -29,6 +35,11 @@ class Run:
         return self.alias or self.dir.name
 
     @property
+    def kind(self) -> str:
+        """CPU or GPU: where its numbers were measured."""
+        return "CPU" if str(self.manifest.get("device", "cpu")).startswith("cpu") else "GPU"
+
+    @property
     def title(self) -> str:
         suite = self.suite.name if self.suite is not None else None
         return self.manifest.get("suite") or suite or (self.rows[0].get("suite") if self.rows else None) or "run"
@@ -37,9 +48,8 @@ class Run:
         """Where and how the run was measured, in one line."""
         m = self.manifest
         threads = m.get("threads")
-        kind = "CPU" if str(m.get("device", "cpu")).startswith("cpu") else "GPU"
         return (
-            f"{kind}: {m.get('device_name')}, {threads} thread{'s' * (threads != 1)}, torch {m.get('torch')}, "
+            f"{self.kind}: {m.get('device_name')}, {threads} thread{'s' * (threads != 1)}, torch {m.get('torch')}, "
             f"attnzoo git {str(m.get('git'))[:10]}, {str(m.get('date'))[:10]}"
         )
 
@@ -56,7 +66,7 @@ def load_run(path: str | Path) -> Run:
     store = RunStore(path)
     if not store.exists():
         raise RunDirError(f"{path}: not a run directory (no suite.yaml)")
-    suite = load_suite(store.dir / "suite.yaml", check_variants=False)
+    suite = load_suite(store.dir / SUITE_FILE, check_variants=False)
     return Run(store.dir, store.rows(), store.manifest(), suite)
 
 
@@ -73,22 +83,22 @@ def frame(runs: list[Run], prefer: Prefer = "error") -> pd.DataFrame:
     """Every run's rows in one table with a `run` column (index into `runs`) and a `setting` column naming the
     variant setting the same way in every run. Within a run the latest row of a measurement wins; a cell (same
     key) present in two runs is an error unless `prefer` says which run keeps it."""
-    parts = []
+    parts, columns = [], identity()
     for i, run in enumerate(runs):
         df = pd.DataFrame(run.rows)
         if df.empty:
             continue
-        for column in [*IDENTITY, "variant", "parameters", "key", "extra", "error", "value"]:
+        for column in [*columns, "variant", "parameters", "key", "extra", "error", "value"]:
             if column not in df:
                 df[column] = None
         df["variant"] = df["variant"].fillna(df["label"])
         df["parameters"] = [p if isinstance(p, dict) else {} for p in df["parameters"]]
-        identity = ["/".join(map(str, t)) for t in zip(*(df[c] for c in IDENTITY), strict=True)]  # keyless rows
-        df["key"] = [k or i for k, i in zip(df["key"], identity, strict=True)]
-        df = df.drop_duplicates(IDENTITY, keep="last")
+        keyless = ["/".join(map(str, t)) for t in zip(*(df[c] for c in columns), strict=True)]
+        df["key"] = [k or i for k, i in zip(df["key"], keyless, strict=True)]
+        df = df.drop_duplicates(columns, keep="last")
         parts.append(df.assign(run=i))
     if not parts:
-        return pd.DataFrame(columns=[*IDENTITY, "run", "setting", "key", "status", "value", "extra", "variant"])
+        return pd.DataFrame(columns=[*columns, "run", "setting", "key", "status", "value", "extra", "variant"])
     df = pd.concat(parts, ignore_index=True)
     owners = df.groupby("key")["run"].unique()
     shared = owners[owners.map(len) > 1]

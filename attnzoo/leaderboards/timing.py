@@ -4,6 +4,7 @@ and scaling slopes fitted per round, each a median with an order-statistic inter
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -73,12 +74,11 @@ def speedup_interval(row: pd.Series, base: pd.Series) -> Interval | None:
     return median_interval(ratios) if ratios else None
 
 
-def _status(group: pd.DataFrame, status_text: dict[str, str]) -> str:
-    row = group.iloc[-1]
-    return status_text.get(row["status"], row["status"])
+def _status(group: pd.DataFrame, status_text: Callable[[str], str]) -> str:
+    return status_text(group.iloc[-1]["status"])
 
 
-def time_table(part: pd.DataFrame, status_text: dict[str, str]) -> str:
+def time_table(part: pd.DataFrame, status_text: Callable[[str], str]) -> str:
     ns = sorted(part["seq_len"].unique())
     header = ["variant", *[f"n={n}" for n in ns], "slope"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -98,7 +98,7 @@ def time_table(part: pd.DataFrame, status_text: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def speedup_table(part: pd.DataFrame, baseline: str, status_text: dict[str, str]) -> tuple[str, float] | None:
+def speedup_table(part: pd.DataFrame, baseline: str, status_text: Callable[[str], str]) -> tuple[str, float] | None:
     """The speed-up table and the lowest coverage of its intervals; None without the baseline."""
     base = {r["seq_len"]: r for _, r in part[(part["label"] == baseline) & (part["status"] == "ok")].iterrows()}
     if not base:

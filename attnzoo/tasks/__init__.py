@@ -1,25 +1,7 @@
 """Accuracy tasks in the style of the Long Range Arena: each builds seeded train/val/test token tensors."""
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from attnzoo.tasks import images, listops, pathfinder, text
+from attnzoo.tasks import images, listops, pathfinder, text  # noqa: F401 - importing registers the tasks
 from attnzoo.tasks.base import PAD, Split, TaskData
+from attnzoo.tasks.registry import TASKS, build_task, check_options, declared_length, register_task
 
-TASKS: dict[str, Callable[..., TaskData]] = {
-    "listops": listops.build,
-    "text": text.text,
-    "retrieval": text.retrieval,
-    "image": images.image,
-    "cifar10": images.cifar10,
-    "pathfinder": pathfinder.build,
-}
-
-
-def build_task(name: str, options: dict[str, Any]) -> TaskData:
-    return TASKS[name](**options)
-
-
-__all__ = ["PAD", "TASKS", "Split", "TaskData", "build_task"]
+__all__ = ["PAD", "TASKS", "Split", "TaskData", "build_task", "check_options", "declared_length", "register_task"]

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.tasks.base import Split, TaskData, limit
+from attnzoo.tasks.registry import register_task
 
 DEFAULT_RESOLUTION = {"digits": 8, "fashion-mnist": 14}  # the native 8x8; Fashion-MNIST's 28 halved
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -54,6 +55,7 @@ def _finish(name, train_x, train_y, test_x, test_y, resolution, train_size, val_
     return TaskData(name, train, val, test, 10, 257, resolution * resolution, note=note)
 
 
+@register_task("image", length=lambda o: (o["resolution"] or DEFAULT_RESOLUTION[o["source"]]) ** 2)
 def image(
     source: str = "digits",
     resolution: int | None = None,
@@ -136,6 +138,7 @@ def fashion_mnist(
     )
 
 
+@register_task("cifar10")
 def cifar10(
     path: str,
     resolution: int = 32,

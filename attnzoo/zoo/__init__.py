@@ -1,7 +1,7 @@
 """The registry and every built-in attention variant behind the one interface."""
 
 # Importing the modules registers the built-in variants.
-from attnzoo.zoo import exact, informer, linformer, nystromformer, performer, skeinformer  # noqa: F401
+from attnzoo.zoo import exact, informer, linformer, nystromformer, performer, s3attention, skeinformer  # noqa: F401
 from attnzoo.zoo.registry import (
     Availability,
     Capabilities,
@@ -33,5 +33,3 @@ __all__ = [
     "register_variant",
     "variant_info",
 ]
-
-import attnzoo.s3attention  # noqa: E402, F401  (registers s3attention; it builds on the zoo's base classes)

@@ -103,6 +103,16 @@ class Variant:
         result measured with other code never passes for this one."""
         return code_version(self.origin or self.factory)
 
+    def cannot_run(self, device_type: str, dtype: str, dtype_field: str = "") -> str | None:
+        """Why it cannot run on this device type or dtype (from its capabilities), or None; `dtype_field` names
+        where the dtype was asked for (e.g. "layer.dtype")."""
+        caps = self.capabilities
+        if device_type not in caps.devices:
+            return f"{self.name} runs on {', '.join(caps.devices)}, not {device_type}"
+        if dtype not in caps.dtypes:
+            return f"{self.name} supports {', '.join(caps.dtypes)}, not {dtype_field + ' ' if dtype_field else ''}{dtype}"
+        return None
+
     def parameter_table(self) -> list[dict[str, str]]:
         return [describe_field(name, f) for name, f in self.params.model_fields.items()]
 

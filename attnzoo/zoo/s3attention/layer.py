@@ -10,11 +10,11 @@ from einops import rearrange
 from pydantic import Field, model_validator
 from torch import nn
 
-from attnzoo.s3attention.skeleton import feature_branch, sampled_positions, token_branch
-from attnzoo.s3attention.smoother import Smoother
 from attnzoo.zoo.base import ProjectedAttention, check_inputs, empty_batch
 from attnzoo.zoo.params import SamplingParams
 from attnzoo.zoo.registry import Capabilities, ParameterError, register_variant
+from attnzoo.zoo.s3attention.skeleton import feature_branch, sampled_positions, token_branch
+from attnzoo.zoo.s3attention.smoother import Smoother
 
 # What the `official` preset fixes: the authors' released LRA code.
 OFFICIAL = {"r": None, "stem_kernel": 1, "activation": "elu"}

@@ -10,6 +10,7 @@ followed by H target rows; every window of every split is kept, the last partial
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -189,3 +190,14 @@ def prepare(
         std,
         series.note,
     )
+
+
+def load_series(options: dict, base: str | Path | None) -> Series:
+    """A dataset entry of a suite: `source` (a series a package ships) or `path` (relative to `base`, the suite's
+    directory; ${VAR} and ~ expanded)."""
+    if options.get("source"):
+        return builtin(options["source"])
+    path = Path(os.path.expandvars(options["path"])).expanduser()  # e.g. ${DATA}/ETTh1.csv
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return read_csv(path, options.get("target", "OT"), options.get("columns"))

@@ -1,4 +1,5 @@
-"""A run directory: the suite as run, the environment manifest, and results.jsonl flushed cell by cell."""
+"""The run directory, the one place its format is written down: the suite as run, the environment manifest,
+results.jsonl flushed cell by cell (one row per measurement), and the statuses a row can have."""
 
 from __future__ import annotations
 
@@ -6,15 +7,64 @@ import json
 import os
 from pathlib import Path
 
-SUITE_FILE, MANIFEST_FILE, RESULTS_FILE, LEADERBOARD_FILE = (
-    "suite.yaml",
-    "manifest.json",
-    "results.jsonl",
-    "leaderboard.md",
-)
+from attnzoo.harness.records import Cell, Measurement, Outcome
+
+SUITE_FILE, MANIFEST_FILE, RESULTS_FILE = "suite.yaml", "manifest.json", "results.jsonl"
 SUPERSEDED_FILE = "superseded.jsonl"  # rows of cells a forced resume measured again with other code
-REPETITIONS_FILE = "repetitions.jsonl"  # each finished repetition of a time cell, until the cell is complete
-RESULT_STATUSES = ("ok", "oom", "timeout", "unsupported", "unavailable", "skipped")  # "error" is the other one
+REPETITIONS_FILE = "repetitions.jsonl"  # each finished repetition of a repeated cell, until the cell is complete
+
+# status -> (short form, what a table cell shows); "ok" shows the value
+STATUSES = {
+    "ok": ("ok", "ok"),
+    "oom": ("OOM", "OOM"),
+    "timeout": ("timeout", "timeout"),
+    "skipped": ("skipped", "skipped (OOM/timeout below)"),
+    "unsupported": ("unsupported", "unsupported"),
+    "unavailable": ("unavailable", "unavailable"),
+    "error": ("error", "error"),
+}
+STOPS_CHAIN = ("oom", "timeout")  # a cell that ends so skips the longer lengths of its chain
+
+
+def status_text(status: str) -> str:
+    return STATUSES.get(status, (status, status))[1]
+
+
+def make_rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
+    """The rows of one finished cell: one per measurement, or one carrying the status of a cell that measured
+    nothing. The benchmark's config adds its own columns (task, horizon)."""
+    base = {
+        "suite": cell.suite,
+        "variant": cell.variant,
+        "label": cell.label,
+        "parameters": cell.params,
+        "task": None,
+        "benchmark": cell.benchmark,
+        "seq_len": cell.seq_len,
+        "batch": cell.layer["batch"],
+        "dtype": cell.layer["dtype"],
+        "device": cell.layer["device"],
+        "seed": cell.seed,
+        **cell.config.row(),
+        "key": cell.key,
+        "env": env,
+        "where": outcome.where,
+    }
+    measured = outcome.measurements or [Measurement(metric=None)]  # type: ignore[arg-type]
+    return [
+        {
+            **base,
+            "metric": m.metric,
+            "pass": m.pass_name,
+            "input": m.input,
+            "value": m.value,
+            "unit": m.unit,
+            "status": m.status or outcome.status,
+            "error": m.error or outcome.error or None,
+            "extra": m.extra,
+        }
+        for m in measured
+    ]
 
 
 class RunDirError(Exception):
@@ -62,15 +112,18 @@ class RunStore:
         """Every complete row; a line cut short by a kill mid-write is ignored (its cell runs again)."""
         return _read_jsonl(self.results)
 
-    def repetitions(self) -> dict[str, dict[int, dict]]:
-        """cell key -> repetition -> {"status", "error", "rows"} of time cells not yet complete."""
-        found: dict[str, dict[int, dict]] = {}
+    def repetitions(self) -> dict[str, dict[int, Outcome]]:
+        """cell key -> repetition -> outcome, for repeated cells not yet complete."""
+        found: dict[str, dict[int, Outcome]] = {}
         for record in _read_jsonl(self.dir / REPETITIONS_FILE):
-            found.setdefault(record["key"], {})[record["repetition"]] = record
+            measurements = [Measurement.from_dict(m) for m in record["rows"]]
+            outcome = Outcome(record["status"], measurements, record["error"] or "")
+            found.setdefault(record["key"], {})[record["repetition"]] = outcome
         return found
 
-    def append_repetition(self, key: str, repetition: int, status: str, error: str, rows: list[dict]) -> None:
-        record = {"key": key, "repetition": repetition, "status": status, "error": error, "rows": rows}
+    def append_repetition(self, key: str, repetition: int, outcome: Outcome) -> None:
+        rows = [m.to_dict() for m in outcome.measurements]
+        record = {"key": key, "repetition": repetition, "status": outcome.status, "error": outcome.error, "rows": rows}
         _append_lines(self.dir / REPETITIONS_FILE, [record])
 
     def finished_keys(self) -> set[str]:

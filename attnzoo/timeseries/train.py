@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from pydantic import Field
 
-from attnzoo.forecasting.data import ForecastData, Windows
-from attnzoo.forecasting.models import NAIVE, AttentionForecaster, DLinear, repeat_last, seasonal_naive
 from attnzoo.tasks.train import EncoderSize
+from attnzoo.timeseries.data import ForecastData, Windows
+from attnzoo.timeseries.models import NAIVE, AttentionForecaster, DLinear, repeat_last, seasonal_naive
 from attnzoo.zoo import create_attention
 
 

@@ -1,0 +1,1 @@
+"""The built-in benchmarks, one module each, found by the benchmark registry (attnzoo.harness.benchmark)."""

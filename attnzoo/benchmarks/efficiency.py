@@ -1,0 +1,410 @@
+"""The efficiency benchmark: FLOPs, time and peak memory of one layer, forward and forward+backward.
+
+A worker runs one repetition of one cell: a timed block per pass (see measure.time_call); in the first repetition
+also the deterministic metrics, FLOPs and peak memory. The runner repeats time in fresh workers, in rounds, with
+the machine to itself; speed-ups are paired against the baseline round by round."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import Field
+
+from attnzoo.harness.benchmark import Benchmark, Section, register_benchmark
+from attnzoo.harness.measure import (
+    Probe,
+    count_flops,
+    keep_freed_memory,
+    layer_call,
+    peak_memory,
+    peak_rss_growth,
+    time_call,
+)
+from attnzoo.harness.records import Cell, Measurement, Outcome
+from attnzoo.harness.rundir import STATUSES, status_text
+from attnzoo.leaderboards import plots, timing
+from attnzoo.leaderboards.headline import best_of
+from attnzoo.leaderboards.tables import image_lines, variant_table
+from attnzoo.stats import Interval
+from attnzoo.zoo import create_attention
+
+PASS_TITLE = {"forward": "forward", "forward_backward": "forward+backward"}
+
+
+class Efficiency(Section):
+    metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
+    passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
+    repetitions: int = Field(
+        9, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
+    )
+    min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
+    baseline: str = Field("sdpa", description="label whose time every speed-up is paired against, round by round")
+    allocator: Literal["retain", "system"] = Field(
+        "retain", description="retain: workers keep freed memory (glibc mallopt); system: the allocator's defaults"
+    )
+    contention_margin: float = Field(
+        0.3, gt=0, description="a block whose probe ran this much slower than calibrated is contended"
+    )
+    contention_retries: int = Field(2, ge=0, description="times a contended block is measured again")
+
+
+@dataclass
+class Speed:
+    """A setting's headline numbers: from the run where it and the baseline both ran the longest length."""
+
+    run: int
+    speedup: Interval | None = None
+    speedup_n: int | None = None
+    memory_ratio: float | None = None
+    longest_n: int | None = None
+    stopped_by: str = ""  # "OOM at 65536" when a longer length failed
+    crossover: str = ""
+    crossover_n: int | None = None  # sort key: the first length from which it is faster
+
+
+@register_benchmark("efficiency")
+class EfficiencyBenchmark(Benchmark):
+    section = Efficiency
+    exclusive = True
+    per_length = True
+
+    def repetitions(self, cell: Cell) -> int:
+        section = cell.config.section
+        return section.repetitions if "time" in section.metrics else 1
+
+    # --- the worker ----------------------------------------------------------------------------------------
+
+    def run(self, cell: Cell, *, repetition: int = 0, probe_s: float | None = None, **_: object) -> list[Measurement]:
+        layer_cfg, config = cell.layer, cell.config.section
+        if config.allocator == "retain":
+            keep_freed_memory()
+        device, dtype = torch.device(layer_cfg["device"]), getattr(torch, layer_cfg["dtype"])
+        torch.manual_seed(0)
+        layer = create_attention(
+            cell.variant, layer_cfg["dim"], layer_cfg["heads"], max_seq_len=cell.seq_len, **cell.params
+        ).to(device=device, dtype=dtype)
+        x = torch.randn(layer_cfg["batch"], cell.seq_len, layer_cfg["dim"], device=device, dtype=dtype)
+        probe = Probe(probe_s, config.contention_margin)
+        out = []
+        for pass_name in config.passes:
+            backward = pass_name == "forward_backward"
+            layer.train(backward)  # a training step, or inference
+            call = layer_call(layer, x, None, backward)
+            if "time" in config.metrics:
+                t = time_call(call, torch.get_num_threads(), config.min_run_time, probe, config.contention_retries)
+                extra = {
+                    "iqr_s": t.iqr_s,
+                    "runs": t.runs,
+                    "faults_per_call": round(t.faults_per_call, 1),
+                    "probe_ratios": t.probe_ratios,
+                    "contended": t.contended,
+                }
+                out.append(Measurement("time", t.median_s, "s", pass_name, extra=extra))
+            if repetition:
+                continue  # FLOPs and memory do not vary between processes: measured once
+            if "memory" in config.metrics:
+                call()  # first-call allocations (thread pools, caches) are not the layer's
+                extra = {"rss_growth_bytes": peak_rss_growth(call)} if device.type == "cpu" else {}
+                out.append(Measurement("memory", peak_memory(call, device), "bytes", pass_name, extra=extra))
+            if "flops" in config.metrics:
+                out.append(Measurement("flops", count_flops(call), "FLOP", pass_name))
+        return out
+
+    def calibrate(self, cell: Cell) -> dict[str, float] | None:
+        """The contention probe's time on this machine with the suite's threads, at the start of a run."""
+        return {"probe_s": Probe().calibrate()} if "time" in cell.config.section.metrics else None
+
+    def aggregate(self, repetitions: dict[int, Outcome]) -> list[Measurement]:
+        """Time: the median over repetitions whose probe was clean (over all of them, marked contended, when none
+        was), every repetition's value kept with its round so that speed-ups can be paired round by round. FLOPs
+        and memory: the first repetition's."""
+        reps = sorted(repetitions)
+        first = repetitions[reps[0]].measurements
+        out = [m for m in first if m.metric != "time"]
+        failed = {str(r): repetitions[r].error.splitlines()[0] for r in reps if repetitions[r].status != "ok"}
+        for row in (m for m in first if m.metric == "time"):
+            blocks = [
+                (r, m)
+                for r in reps
+                if repetitions[r].status == "ok"
+                for m in repetitions[r].measurements
+                if m.metric == "time" and m.pass_name == row.pass_name
+            ]
+            clean = [(r, m) for r, m in blocks if not m.extra["contended"]]
+            used = clean or blocks
+            extra = {
+                "repetitions": [m.value for _, m in blocks],
+                "rounds": [r for r, _ in blocks],
+                "clean": [not m.extra["contended"] for _, m in blocks],
+                "block_iqr_s": [m.extra["iqr_s"] for _, m in blocks],
+                "probe_ratios": [m.extra["probe_ratios"] for _, m in blocks],
+                "faults_per_call": statistics.median(m.extra["faults_per_call"] for _, m in used),
+                "contended": not clean,
+                "failed_repetitions": failed,
+            }
+            value = statistics.median(m.value for _, m in used)
+            out.append(Measurement("time", value, "s", row.pass_name, extra=extra))
+        return out
+
+    # --- the run's tables and figures ------------------------------------------------------------------------
+
+    def tables(self, df: pd.DataFrame, view) -> list[str]:
+        out: list[str] = []
+        h, baseline = view.h, _baseline_of(view.run)
+        coverage = None
+        for pass_name, title_pass in PASS_TITLE.items():
+            part = _metric_rows(df, "time", pass_name)
+            if part.empty:
+                continue
+            out += ["", f"{h} Time (ms), {title_pass}", "", timing.time_table(part, status_text)]
+            speedups = timing.speedup_table(part, baseline, status_text)
+            if speedups:
+                out += ["", f"{h}# Speed-up over {baseline}, {title_pass} (> 1: faster)", "", speedups[0]]
+                coverage = min(coverage or 1.0, speedups[1])
+        if not _metric_rows(df, "time", "forward").empty or not _metric_rows(df, "time", "forward_backward").empty:
+            out += ["", timing.legend(coverage)]
+        out += [line for name in view.figures for line in image_lines(name)]
+        section = _section(view.run)
+        allocator = view.run.manifest.get("allocator") or (section.allocator if section else "not recorded")
+        for pass_name, title_pass in PASS_TITLE.items():
+            part = _metric_rows(df, "time", pass_name)
+            faults = [e.get("faults_per_call") if isinstance(e, dict) else None for e in part.get("extra", [])]
+            if part.empty or all(f is None for f in faults):
+                continue
+            part = part.assign(value=faults)
+            heading = f"{h} Minor page faults per call while timed, {title_pass} (allocator: {allocator})"
+            out += ["", heading, "", variant_table(part, lambda v: f"{v:.0f}", slope=False)]
+        sections = [
+            ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
+            ("flops", "FLOPs (GFLOP, FlopCounterMode)", lambda v: f"{v / 1e9:.3f}"),
+        ]
+        for metric, heading, fmt in sections:
+            for pass_name, title_pass in PASS_TITLE.items():
+                part = _metric_rows(df, metric, pass_name)
+                if part.empty:
+                    continue
+                out += ["", f"{h} {heading}, {title_pass}", "", variant_table(part, fmt, slope=True)]
+        return out + ["", "Memory and FLOP slopes: least-squares slope of log(value) on log(n) (1 = linear)."]
+
+    def figures(self, df: pd.DataFrame, run, out: Path, stem: str) -> list[str]:
+        if not (pass_name := timing_pass(df)):
+            return []
+        return plots.efficiency(df, _baseline_of(run), pass_name, PASS_TITLE[pass_name], out, stem)
+
+    # --- the headline ----------------------------------------------------------------------------------------
+
+    def headline(self, setting: str, mine: pd.DataFrame, everything: pd.DataFrame, board) -> Speed | None:
+        """From the run where setting and baseline both ran the longest length: speed-up with its interval,
+        memory ratio, longest length reached, crossover."""
+        pass_name, baseline = timing_pass(everything), board_baseline(board)
+        if not pass_name:
+            return None
+        candidates = []
+        for run, rows in mine.groupby("run"):
+            base = everything[(everything["run"] == run) & (everything["setting"] == baseline)]
+            t_mine, t_base = _by_n(rows, "time", pass_name), _by_n(base, "time", pass_name)
+            reached = [n for n, r in t_mine.items() if r["status"] == "ok"]
+            both = sorted(n for n in reached if n in t_base and t_base[n]["status"] == "ok")
+            candidates.append(((max(both, default=0), max(reached, default=0), run), both, rows, base, t_mine, t_base))
+        if not candidates:
+            return None
+        (_, longest, run), both, rows, base, t_mine, t_base = max(candidates, key=lambda c: c[0])
+        speed = Speed(int(run))
+        failed = sorted((n, r["status"]) for n, r in t_mine.items() if r["status"] in _FAILED)
+        later = [(n, s) for n, s in failed if n > longest]
+        speed.longest_n = longest or None
+        speed.stopped_by = f"{STATUSES[later[0][1]][0]} at {later[0][0]}" if later else ""
+        if not both:
+            return speed
+        n = both[-1]
+        speed.speedup, speed.speedup_n = timing.speedup_interval(t_mine[n], t_base[n]), n
+        m_mine, m_base = _by_n(rows, "memory", pass_name), _by_n(base, "memory", pass_name)
+        if n in m_mine and n in m_base and m_mine[n]["status"] == m_base[n]["status"] == "ok" and m_base[n]["value"]:
+            speed.memory_ratio = m_mine[n]["value"] / m_base[n]["value"]
+        if setting == baseline:
+            return speed
+        faster = [
+            (m, (iv := timing.speedup_interval(t_mine[m], t_base[m])) is not None and iv.median > 1) for m in both
+        ]
+        start = next((i for i in range(len(faster)) if all(f for _, f in faster[i:])), None)
+        if start is None:
+            speed.crossover = f"none to {n}"
+        else:
+            speed.crossover_n = faster[start][0]
+            speed.crossover = f"≤ {faster[0][0]}" if start == 0 else f"{faster[start - 1][0]}–{faster[start][0]}"
+        return speed
+
+    def headline_columns(self, rows: list, board) -> list[tuple[str, dict[str, str], str]]:
+        baseline = board_baseline(board)
+        speeds = {r.setting: r.values[self.name] for r in rows if self.name in r.values}
+        has_speed = any(s.speedup for s in speeds.values())
+        has_scale = any(s.longest_n or s.stopped_by for s in speeds.values())
+        others = {k: s for k, s in speeds.items() if k != baseline}
+        best = {
+            "speed": best_of({k: s.speedup.median if s.speedup else None for k, s in others.items()}, higher=True),
+            "memory": best_of({k: s.memory_ratio for k, s in others.items()}, higher=False),
+            "crossover": best_of({k: s.crossover_n for k, s in others.items()}, higher=False),
+            "longest": best_of({k: s.longest_n for k, s in speeds.items()}, higher=True),
+        }
+
+        def bold(text: str, column: str, setting: str) -> str:
+            return f"**{text}**" if text and setting in best[column] else text
+
+        columns = []
+        if has_speed:
+            speed, memory, crossover = {}, {}, {}
+            for k, s in speeds.items():
+                text = "1 (baseline)" if k == baseline and s.speedup else ""
+                if s.speedup and k != baseline:
+                    text = f"{timing.interval_text(s.speedup, '{:.3g}', 'x')} at {s.speedup_n}"
+                speed[k] = bold(text, "speed", k)
+                memory[k] = bold("" if s.memory_ratio is None else f"{s.memory_ratio:.2g}x", "memory", k)
+                crossover[k] = bold(s.crossover, "crossover", k)
+            note = (
+                f"Speed-up and memory: {PASS_TITLE.get(timing_pass(board.df) or '', '')}, at the longest n both the "
+                f"variant and {baseline} ran in the same run (median over rounds with its interval; memory: peak "
+                f"bytes allocated during the call, ratio). Crossover: between which measured lengths it becomes "
+                f"faster than {baseline} and stays faster."
+            )
+            columns += [
+                (f"speed-up over {baseline}", speed, note),
+                (f"memory vs {baseline}", memory, ""),
+                ("crossover n", crossover, ""),
+            ]
+        if has_scale:
+            reach = {}
+            for k, s in speeds.items():
+                stop = f"({s.stopped_by})" if s.stopped_by else ""
+                longest = bold("" if s.longest_n is None else str(s.longest_n), "longest", k)
+                reach[k] = " ".join(x for x in (longest, stop) if x)
+            note = "Longest n: the longest length it ran within the suite's memory and time limits."
+            columns.append(("longest n", reach, note))
+        return columns
+
+    def headline_order(self, values: Speed | None, setting: str, board) -> tuple:
+        """The baseline first, then the fastest at the longest length."""
+        speed = -values.speedup.median if values is not None and values.speedup else math.inf
+        return (setting != board_baseline(board), speed)
+
+    def headline_after(self, board) -> list[str]:
+        """A warning when the speed columns of different rows come from runs on different machines or layers, and
+        the bubble chart."""
+        out = []
+        used = sorted({r.values[self.name].run for r in board.headline if self.name in r.values})
+
+        def setup(i: int) -> tuple:
+            m, suite = board.runs[i].manifest, board.runs[i].suite
+            layer = suite.layer.model_dump() if suite is not None else None
+            return (m.get("device_name"), m.get("threads"), m.get("torch"), json.dumps(layer, sort_keys=True))
+
+        if len({setup(i) for i in used}) > 1:
+            out += [
+                "",
+                "**The speed columns come from runs on different machines, thread counts, torch versions or layer "
+                f"shapes** ({', '.join(board.runs[i].name for i in used)}): each ratio is sound within its run, but "
+                "rows are not comparable to one another.",
+            ]
+        for name in board.figures.get(("headline", self.name), []):
+            out += [
+                *image_lines(name),
+                "",
+                f"Bubbles: speed-up over {board_baseline(board)} and memory from the speed columns above, accuracy "
+                "from the accuracy column; where a variant was trained at other sizes than it was timed at (e.g. "
+                "sample sizes scaled to shorter sequences), its bubble joins the two.",
+            ]
+        return out
+
+    def headline_figures(self, board, out: Path) -> list[str]:
+        """LRA-style bubbles: speed-up against any benchmark's quality score, area memory."""
+        points = []
+        for r in board.headline:
+            speed = r.values.get(self.name)
+            quality = next(
+                (q for name, v in r.values.items() if (q := board.benchmarks[name].quality(v)) is not None), None
+            )
+            points.append(
+                (
+                    r.variant,
+                    r.setting,
+                    speed.speedup.median if speed and speed.speedup else None,
+                    speed.memory_ratio if speed else None,
+                    quality,
+                )
+            )
+        bubble = plots.bubble(points, board_baseline(board), out, "")
+        return [bubble] if bubble else []
+
+    def record(self, values: Speed) -> dict:
+        iv = values.speedup
+        return {
+            "speedup": None if iv is None else iv.median,
+            "speedup_low": None if iv is None else iv.low,
+            "speedup_high": None if iv is None else iv.high,
+            "speedup_n": values.speedup_n,
+            "memory_ratio": values.memory_ratio,
+            "longest_n": values.longest_n,
+            "stopped_by": values.stopped_by,
+            "crossover": values.crossover,
+            "crossover_n": values.crossover_n,
+        }
+
+    # --- compare ---------------------------------------------------------------------------------------------
+
+    tested = {"time": "log"}  # times are skewed; their logs are close to symmetric
+
+    def samples(self, rows: pd.DataFrame) -> list[float]:
+        """Time: the clean repetitions; FLOPs and memory: the stored value (deterministic)."""
+        if rows["metric"].iloc[0] == "time":
+            return list(timing.repetitions(rows.iloc[-1]).values())
+        return super().samples(rows)
+
+    def center(self, rows: pd.DataFrame, samples: list[float]) -> float:
+        return float(rows["value"].iloc[-1]) if rows["metric"].iloc[0] == "time" else super().center(rows, samples)
+
+
+_FAILED = ("oom", "timeout", "skipped", "error")
+
+
+def _section(run) -> Efficiency | None:
+    return run.suite.benchmarks.enabled().get("efficiency") if run.suite is not None else None
+
+
+def _baseline_of(run) -> str:
+    section = _section(run)
+    return section.baseline if section else "sdpa"
+
+
+def board_baseline(board) -> str:
+    """The baseline of the first run that timed: what every speed-up in the headline is relative to."""
+    return next((s.baseline for run in board.runs if (s := _section(run))), "sdpa")
+
+
+def timing_pass(df: pd.DataFrame) -> str | None:
+    """forward+backward where it was measured (training cost), else forward."""
+    timed = df[(df["benchmark"] == "efficiency") & (df["metric"] == "time")]
+    for name in ("forward_backward", "forward"):
+        if (timed["pass"] == name).any():
+            return name
+    return None
+
+
+def _metric_rows(eff: pd.DataFrame, metric: str, pass_name: str) -> pd.DataFrame:
+    """Rows of one metric and pass, plus the status rows of cells that produced no measurement."""
+    measured = eff[(eff["metric"] == metric) & (eff["pass"] == pass_name)]
+    failed = eff[eff["metric"].isna()]
+    return pd.concat([measured, failed]) if not measured.empty else measured
+
+
+def _by_n(rows: pd.DataFrame, metric: str, pass_name: str) -> dict[int, pd.Series]:
+    """seq_len -> the row of this metric and pass there, or the status row of a cell that measured nothing."""
+    found = {int(r["seq_len"]): r for _, r in rows[rows["metric"].isna()].iterrows()}
+    measured = rows[(rows["metric"] == metric) & (rows["pass"] == pass_name)]
+    found.update({int(r["seq_len"]): r for _, r in measured.iterrows()})
+    return found

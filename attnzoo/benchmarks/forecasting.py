@@ -1,0 +1,253 @@
+"""The forecasting benchmark: one dataset, horizon, model and seed per cell, test MSE and MAE on standardised
+values; every attention variant in one forecaster beside the baselines (repeat-last, seasonal-naive, DLinear). Its
+table: per dataset, horizon and metric, every model's error (mean ± std over seeds), the lowest in bold, the
+baselines first, and a count of where attention beat them."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field, PositiveInt, model_validator
+
+from attnzoo.harness.benchmark import Benchmark, Progress, Section, register_benchmark
+from attnzoo.harness.records import Cell, Measurement
+from attnzoo.harness.rundir import status_text
+from attnzoo.timeseries.data import BUILTIN, DataError, SplitRule, load_series, prepare
+from attnzoo.timeseries.models import BASELINES, NAIVE, DLinear
+from attnzoo.timeseries.train import ForecastRecipe, fit
+from attnzoo.zoo.registry import code_version
+
+
+class ForecastDataset(Section):
+    """One series: a CSV (`date`, channels, target) or a series a package ships."""
+
+    path: str | None = Field(None, description="CSV file, relative to the suite's directory")
+    source: Literal[tuple(BUILTIN)] | None = Field(None, description="a series shipped by a package")
+    target: str = Field("OT", description="the column to forecast (kept last)")
+    columns: list[str] | None = Field(None, description="channels to use besides the target; default: all")
+    split: SplitRule = Field("auto", description="auto: ett-hourly for ETTh*, ett-minute for ETTm*, else ratio 7:1:2")
+    period: int | None = Field(None, ge=1, description="seasonal-naive period; default: from the date spacing")
+    input_len: int | None = Field(None, ge=2, description="default: the section's input_len")
+    horizons: list[PositiveInt] | None = Field(None, min_length=1, description="default: the section's horizons")
+
+    @model_validator(mode="after")
+    def one_origin(self) -> ForecastDataset:
+        if (self.path is None) == (self.source is None):
+            raise ValueError(f"give either path (a CSV file) or source ({', '.join(BUILTIN)}), not both or neither")
+        return self
+
+    def data_options(self) -> dict[str, Any]:
+        """What decides the series and its splits (part of every cell's key)."""
+        return self.model_dump(exclude={"input_len", "horizons"}, exclude_none=True)
+
+
+class Forecasting(Section):
+    datasets: dict[str, ForecastDataset] = Field(min_length=1, description="name -> series")
+    input_len: int = Field(96, ge=2, description="input window (rows); also the attention's sequence length")
+    horizons: list[PositiveInt] = Field([96, 192, 336, 720], min_length=1, description="forecast lengths (rows)")
+    baselines: list[Literal[BASELINES]] = Field(list(BASELINES), description="models beside the variants")
+    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
+    recipe: ForecastRecipe = Field(default_factory=ForecastRecipe)
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def windows(self) -> list[tuple[str, ForecastDataset, int, int]]:
+        """(name, dataset, input length, horizon) in suite order."""
+        return [
+            (name, d, d.input_len or self.input_len, h)
+            for name, d in self.datasets.items()
+            for h in (d.horizons or self.horizons)
+        ]
+
+
+@dataclass(frozen=True)
+class ForecastCell:
+    """One training run's series (its name and what decides its data), horizon and model; `recipe` is None for a
+    naive baseline, which is not trained."""
+
+    dataset: str
+    data: dict[str, Any]
+    horizon: int
+    model: str
+    recipe: dict[str, Any] | None
+
+    def identity(self) -> dict[str, Any]:
+        config = {"dataset": self.data, "horizon": self.horizon}
+        if self.recipe is not None:
+            config["recipe"] = self.recipe
+        return {"config": config, "task": self.dataset, "variant": self.model}
+
+    def row(self) -> dict[str, Any]:
+        return {"task": self.dataset, "horizon": self.horizon, "variant": self.model}
+
+
+@register_benchmark("forecasting")
+class ForecastingBenchmark(Benchmark):
+    section = Forecasting
+    columns = ("task", "horizon")
+
+    def plan(self, suite, section: Forecasting, threads: int | None) -> list[Cell]:
+        """Per dataset, horizon, model (the variant settings, then the baselines) and seed; n is the input length.
+        The naive baselines are deterministic: one seed."""
+        cells = []
+        recipe = section.recipe.model_dump()
+        layer = suite.trained_layer(section.recipe)
+        models = [(entry.name, setting, label) for entry, setting, label in suite.settings()]
+        models += [(name, {}, name) for name in section.baselines]
+        seeds = section.seed_list()
+        for name, dataset, input_len, horizon in section.windows():
+            for model, setting, label in models:
+                baseline = model in BASELINES
+                config = ForecastCell(name, dataset.data_options(), horizon, model, None if model in NAIVE else recipe)
+                for seed in seeds[:1] if model in NAIVE else seeds:
+                    cells.append(
+                        suite.cell(
+                            self,
+                            None if baseline else model,
+                            label,
+                            setting,
+                            input_len,
+                            config,
+                            layer,
+                            threads,
+                            seed,
+                            f"{name}/{horizon}/{label}",
+                            code=code_version(DLinear) if baseline else None,
+                        )
+                    )
+        return cells
+
+    def problems(self, suite, section: Forecasting) -> list[tuple[tuple, str]]:
+        """Every series read and split at its longest horizon, so that a missing file, column or row shows now
+        rather than cell by cell."""
+        problems = []
+        for name, dataset in section.datasets.items():
+            try:
+                series = load_series(dataset.data_options(), suite.import_dir)
+                horizon = max(dataset.horizons or section.horizons)
+                prepare(series, dataset.input_len or section.input_len, horizon, dataset.split, dataset.period)
+            except DataError as err:
+                problems.append((("benchmarks", "forecasting", "datasets", name), str(err)))
+        return problems
+
+    def shapes(self, suite, section: Forecasting) -> list[tuple[int, int, int]]:
+        r = section.recipe
+        return [(r.dim, r.heads, n) for n in sorted({n for _, _, n, _ in section.windows()})]
+
+    def describe(self, cell: Cell) -> str:
+        return f"{cell.config.dataset} H={cell.config.horizon} {cell.label} seed {cell.seed}"
+
+    def setup(self, suite, section: Forecasting) -> str:
+        r = section.recipe
+        return (
+            f"Forecasting recipe, identical for every trained model: encoder dim {r.dim}, {r.depth} layers, {r.heads} "
+            f"heads, FFN {r.ffn_dim}, dropout {r.dropout}; Adam lr {r.lr:g}, batch {r.batch_size}, at most {r.steps} "
+            f"steps, validation every {r.eval_every}, early stopping after {r.patience} validations without "
+            f"improvement; seeds {section.seed_list()}."
+        )
+
+    def run(
+        self, cell: Cell, *, workdir: Path | None = None, progress: Progress | None = None, **_: Any
+    ) -> list[Measurement]:
+        config: ForecastCell = cell.config
+        series = load_series(config.data, cell.import_path)
+        data = prepare(
+            series, cell.seq_len, config.horizon, config.data.get("split", "auto"), config.data.get("period")
+        )
+        recipe = ForecastRecipe(**(config.recipe or {}))
+        report = (lambda message: progress({**message, "val_metric": "val MSE"})) if progress else None
+        result = fit(data, config.model, cell.params, recipe, cell.seed or 0, report, cell.layer["device"])
+        extra = {
+            "horizon": data.test.horizon,
+            "best_val_mse": result.best_val_mse,
+            "best_step": result.best_step,
+            "steps": result.steps,
+            "train_seconds": result.seconds,
+            "test_windows": result.windows,
+            "windows": [len(data.train), len(data.val), len(data.test)],
+            "borders": data.borders,
+            "period": data.period,
+            "channels": data.channels,
+            "data": data.note,
+        }
+        return [
+            Measurement("mse", result.mse, "standardised", extra=extra),
+            Measurement("mae", result.mae, "standardised", extra=extra),
+        ]
+
+    def tables(self, df: pd.DataFrame, view) -> list[str]:
+        lines = table(df)
+        return ["", lines[0].replace("## ", f"{view.h} ", 1), *lines[1:]]
+
+
+def _text(values: list[float], runs: int, best: bool) -> str:
+    mean = statistics.fmean(values)
+    text = f"{mean:.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+    text = f"**{text}**" if best else text
+    return text + (f" ({len(values)}/{runs} seeds)" if len(values) < runs else "")
+
+
+def table(df: pd.DataFrame) -> list[str]:
+    labels = [label for label in df["label"].cat.categories if (df["label"] == label).any()]
+    models = [b for b in BASELINES if b in labels] + [label for label in labels if label not in BASELINES]
+    ok = df[df["status"] == "ok"]
+    lines = [
+        "## Forecasting (test MSE and MAE on standardised values; mean ± std over seeds; lowest in bold)",
+        "",
+        "| dataset | horizon | metric | " + " | ".join(models) + " |",
+        "|" + "---|" * (3 + len(models)),
+    ]
+    rows = wins = 0
+    for task, horizon in df[["task", "horizon"]].drop_duplicates().itertuples(index=False):
+        here = df[(df["task"] == task) & (df["horizon"] == horizon)]
+        for metric in ("mse", "mae"):
+            values = {
+                label: list(g["value"])
+                for label, g in ok[
+                    (ok["task"] == task) & (ok["horizon"] == horizon) & (ok["metric"] == metric)
+                ].groupby("label", observed=True)
+            }
+            best = min(values, key=lambda m: statistics.fmean(values[m])) if values else None
+            cells = []
+            for m in models:
+                if m in values:
+                    cells.append(_text(values[m], here[here["label"] == m]["seed"].nunique(), m == best))
+                else:
+                    failed = here[here["label"] == m]["status"]
+                    cells.append(status_text(failed.iloc[0]) if len(failed) else "")
+            lines.append(f"| {task} | {int(horizon)} | {metric.upper()} | " + " | ".join(cells) + " |")
+            attention = [statistics.fmean(v) for m, v in values.items() if m not in BASELINES]
+            baseline = [statistics.fmean(v) for m, v in values.items() if m in BASELINES]
+            if attention and baseline:
+                rows += 1
+                wins += min(attention) < min(baseline)
+    notes = [""]
+    if rows:
+        notes.append(
+            f"Does attention help? The best attention model beats the best baseline (naive or linear) in {wins} "
+            f"of {rows} rows."
+        )
+    notes += ["", _method(ok)]
+    return lines + notes
+
+
+def _method(ok: pd.DataFrame) -> str:
+    parts = []
+    for r in ok.drop_duplicates("task").itertuples():
+        e = r.extra
+        parts.append(
+            f"{r.task}: {e['data']}, {e['channels']} channels, input {r.seq_len}, "
+            f"train/val/test windows {'/'.join(map(str, e['windows']))} (at horizon {e['horizon']}), "
+            f"seasonal period {e['period']}"
+        )
+    return (
+        "Baselines: repeat-last (every future step is the last input value), seasonal-naive (the last season "
+        "repeated), DLinear (trend/remainder, one linear map over time each; trained with the same recipe). Errors "
+        "are averaged over every test window, channel and step, on values standardised with the train split's "
+        "mean and std; naive baselines are deterministic (one seed). Data: " + "; ".join(parts) + "."
+    )

@@ -1,0 +1,1 @@
+"""Running suites: the suite schema, the benchmark registry, the planner, the executors and the run directory."""
