@@ -9,14 +9,14 @@ import pytest
 import torch
 import yaml
 
-from attnzoo.timeseries.data import DataError, from_frame, prepare, read_csv
-from attnzoo.timeseries.models import DLinear, repeat_last, seasonal_naive
-from attnzoo.timeseries.train import ForecastRecipe, evaluate, fit, naive
 from attnzoo.harness.plan import plan
 from attnzoo.harness.runner import run_suite
 from attnzoo.harness.suite import SuiteError, load_suite
 from attnzoo.leaderboards.markdown import build, markdown
 from attnzoo.leaderboards.sources import load_run
+from attnzoo.timeseries.data import DataError, from_frame, prepare, read_csv
+from attnzoo.timeseries.models import DLinear, repeat_last, seasonal_naive
+from attnzoo.timeseries.train import ForecastRecipe, evaluate, fit, naive
 from tests.test_publish import check_golden
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"

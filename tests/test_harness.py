@@ -19,9 +19,9 @@ from attnzoo.harness.flops import count_flops
 from attnzoo.harness.measure import layer_call, peak_memory
 from attnzoo.harness.plan import plan
 from attnzoo.harness.rundir import RunStore
-from attnzoo.leaderboards.publish import publish_run
 from attnzoo.harness.runner import run_suite
 from attnzoo.harness.suite import SuiteError, load_suite
+from attnzoo.leaderboards.publish import publish_run
 
 TINY = {
     "name": "tiny",

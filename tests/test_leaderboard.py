@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from attnzoo.harness.environment import manifest, row_environment
 from attnzoo.benchmarks.accuracy import detectable_difference, indistinguishable, mean_interval
+from attnzoo.harness.environment import manifest, row_environment
 from attnzoo.leaderboards.markdown import render
 
 ENV = {"torch": "2.13.0+cpu", "device_name": "AMD EPYC", "threads": 2, "code": "abc", "cpu_capability": "AVX2"}

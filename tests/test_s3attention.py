@@ -7,9 +7,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import attnzoo
+from attnzoo.zoo import ParameterError
 from attnzoo.zoo.s3attention import direct_circular_convolution, incoherence, sampled_positions, token_branch
 from attnzoo.zoo.s3attention.smoother import StemConv
-from attnzoo.zoo import ParameterError
 from tests.conftest import make
 
 

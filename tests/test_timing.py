@@ -9,15 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from attnzoo.harness.measure import layer_call
-from attnzoo.harness.rundir import RunStore
 from attnzoo.benchmarks.efficiency import EfficiencyBenchmark
+from attnzoo.harness.measure import layer_call
 from attnzoo.harness.records import Measurement, Outcome
-from attnzoo.harness.rundir import status_text
+from attnzoo.harness.rundir import RunStore, status_text
 from attnzoo.harness.runner import run_suite
-from attnzoo.leaderboards.publish import publish_run
 from attnzoo.harness.suite import load_suite
 from attnzoo.leaderboards import timing
+from attnzoo.leaderboards.publish import publish_run
 from attnzoo.stats import median_interval, paired_ratios, relative_iqr
 from tests.test_harness import TINY, write_suite
 
@@ -177,3 +176,10 @@ def test_peak_memory_is_the_same_whatever_the_allocator_keeps(tmp_path):
     before, after = map(int, done.stdout.split())
     # The n x n scores, twice over, both times (the profiler's own buffers move it by a few hundred KiB).
     assert after == pytest.approx(before, rel=0.02) and before > 8 * 1024 * 1024
+
+
+def test_repetitions_saved_by_earlier_releases_still_read():
+    old = {"metric": "time", "pass_": "forward", "value": 0.5, "unit": "s", "extra": {"contended": False}}
+    m = Measurement.from_dict(old)
+    assert (m.metric, m.pass_name, m.value, m.status) == ("time", "forward", 0.5, None)
+    assert Measurement.from_dict(m.to_dict()) == m

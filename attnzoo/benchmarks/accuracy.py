@@ -186,6 +186,9 @@ class AccuracyBenchmark(Benchmark):
         }
         return [Measurement("accuracy", result.test_accuracy, "fraction", extra=extra)]
 
+    def format(self, metric: str, value: float) -> str:
+        return f"{value * 100:.1f}%"
+
     def tables(self, df: pd.DataFrame, view) -> list[str]:
         lines = table(df)
         return ["", lines[0].replace("## ", f"{view.h} ", 1), *lines[1:]]

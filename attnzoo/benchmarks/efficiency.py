@@ -368,6 +368,11 @@ class EfficiencyBenchmark(Benchmark):
     def center(self, rows: pd.DataFrame, samples: list[float]) -> float:
         return float(rows["value"].iloc[-1]) if rows["metric"].iloc[0] == "time" else super().center(rows, samples)
 
+    def format(self, metric: str, value: float) -> str:
+        if metric == "time":
+            return f"{value * 1e3:.3g} ms"
+        return f"{value / 2**20:.1f} MiB" if metric == "memory" else super().format(metric, value)
+
 
 _FAILED = ("oom", "timeout", "skipped", "error")
 

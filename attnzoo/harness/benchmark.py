@@ -178,6 +178,10 @@ class Benchmark:
         """The value `compare` shows for one measurement of one run."""
         return statistics.fmean(samples)
 
+    def format(self, metric: str, value: float) -> str:
+        """A value of one of its metrics, with its unit, as `compare` shows it."""
+        return f"{value:.3g}"
+
 
 _REGISTRY: dict[str, Benchmark] = {}
 _PLUGIN_ERRORS: dict[str, str] = {}
@@ -221,16 +225,18 @@ def _load(again: bool = False) -> None:
 
 
 def benchmarks() -> dict[str, Benchmark]:
-    """Every registered benchmark by name, the built-ins first, in the order their tables appear."""
+    """Every registered benchmark by name, the built-ins first, in the order their tables appear (whatever order
+    their modules happened to be imported in), then the plugins."""
     _load()
-    return dict(_REGISTRY)
+    rank = {name: i for i, name in enumerate(BUILTIN)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def get_benchmark(name: str) -> Benchmark:
     found = benchmarks()
     if name not in found:
         _load(again=True)  # e.g. a worker forked from a server started before the plugin was installed
-        found = dict(_REGISTRY)
+        found = benchmarks()
     if name in found:
         return found[name]
     if name in _PLUGIN_ERRORS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from scipy import stats
@@ -28,7 +28,11 @@ class Change:
     change: float | None  # new / base - 1
     p: float | None  # None: no test possible (one value a side, or a deterministic metric)
     verdict: str  # better | worse | same | added | removed
-    lower_is_better: bool = True
+    benchmark: Benchmark = field(default_factory=Benchmark)  # how its values read and which way is better
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.benchmark.lower_is_better.get(self.metric, True)
 
     def regression(self) -> bool:
         return self.verdict == "worse"
@@ -93,18 +97,18 @@ def _change(base: pd.DataFrame, new: pd.DataFrame, benchmark: Benchmark) -> Chan
     then), except for cells present on one side only or whose status changed."""
     row = (base if len(base) else new).iloc[0]
     metric = str(row["metric"]) if isinstance(row["metric"], str) else "status"
-    name, lower = _name(row, benchmark), benchmark.lower_is_better.get(metric, True)
+    name = _name(row, benchmark)
     if base.empty or new.empty:
-        return Change(name, metric, None, None, None, None, "added" if base.empty else "removed", lower)
+        return Change(name, metric, None, None, None, None, "added" if base.empty else "removed", benchmark)
     sides = [side[side["status"] == "ok"] for side in (base, new)]
     a, b = (benchmark.samples(side) if len(side) else [] for side in sides)
     if not a or not b:  # a status changed (ok -> oom is a regression) or stayed failed
         was, now = base["status"].iloc[-1], new["status"].iloc[-1]
         verdict = "same" if (not a) == (not b) else ("worse" if a else "better")
-        return Change(f"{name} ({was} → {now})", metric, None, None, None, None, verdict, lower)
+        return Change(f"{name} ({was} → {now})", metric, None, None, None, None, verdict, benchmark)
     center_a, center_b = benchmark.center(base, a), benchmark.center(new, b)
     change = center_b / center_a - 1 if center_a else math.inf
-    return Change(name, metric, center_a, center_b, change, _p_value(benchmark.tested.get(metric), a, b), "", lower)
+    return Change(name, metric, center_a, center_b, change, _p_value(benchmark.tested.get(metric), a, b), "", benchmark)
 
 
 def _p_value(test: str | None, a: list[float], b: list[float]) -> float | None:
@@ -139,26 +143,13 @@ def environment_note(base: Run, new: Run) -> str:
     )
 
 
-def _fmt(value: float | None, metric: str) -> str:
-    if value is None:
-        return ""
-    if metric == "time":
-        return f"{value * 1e3:.3g} ms"
-    if metric == "memory":
-        return f"{value / 2**20:.1f} MiB"
-    if metric == "accuracy":
-        return f"{value * 100:.1f}%"
-    return f"{value:.3g}"
-
-
 def _table(changes: list[Change]) -> list[str]:
     lines = ["| cell | base | new | change | p | verdict |", "|---|---|---|---|---|---|"]
     for c in changes:
         change = "" if c.change is None else f"{c.change:+.1%}"
         p = "" if c.p is None else f"{c.p:.3g}"
-        lines.append(
-            f"| {c.cell} | {_fmt(c.base, c.metric)} | {_fmt(c.new, c.metric)} | {change} | {p} | {c.verdict} |"
-        )
+        base, new = ("" if v is None else c.benchmark.format(c.metric, v) for v in (c.base, c.new))
+        lines.append(f"| {c.cell} | {base} | {new} | {change} | {p} | {c.verdict} |")
     return lines
 
 

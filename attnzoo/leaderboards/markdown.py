@@ -11,9 +11,7 @@ import pandas as pd
 
 from attnzoo.harness.benchmark import Benchmark, benchmarks
 from attnzoo.harness.environment import MACHINE_FIELDS
-from attnzoo.leaderboards.headline import Headline
-from attnzoo.leaderboards.headline import build as build_headline
-from attnzoo.leaderboards.headline import table as headline_table
+from attnzoo.leaderboards import headline
 from attnzoo.leaderboards.sources import Prefer, Run, frame, name_apart
 
 STATUS_LEGEND = (
@@ -32,7 +30,7 @@ class Board:
     df: pd.DataFrame
     unavailable: dict[str, str]  # setting -> why it could not run on this machine
     benchmarks: dict[str, Benchmark] = field(default_factory=benchmarks)
-    headline: list[Headline] = field(default_factory=list)
+    headline: list[headline.Headline] = field(default_factory=list)
     figures: dict[tuple, list[str]] = field(default_factory=dict)  # (run index or "headline", benchmark) -> files
 
     @property
@@ -67,7 +65,7 @@ def build(runs: list[Run], prefer: Prefer = "error") -> Board:
         order += [label for label in dict.fromkeys(df["label"]) if label not in order]
         df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(order)))
     board = Board(runs, df, unavailable)
-    board.headline = build_headline(df, board) if len(df) else []
+    board.headline = headline.build(df, board) if len(df) else []
     return board
 
 
@@ -90,9 +88,9 @@ def markdown(board: Board) -> str:
         ]
     if df.empty:
         return "\n".join(out + ["", "No results."]) + "\n"
-    headline = headline_table(board.headline, board, None if single else [run.name for run in runs])
-    if headline:
-        out += ["", "## Headline", "", *headline]
+    table = headline.table(board.headline, board, None if single else [run.name for run in runs])
+    if table:
+        out += ["", "## Headline", "", *table]
         out += [line for b in board.benchmarks.values() for line in b.headline_after(board)]
     if board.unavailable:
         out += ["", "Not run on this machine: " + "; ".join(f"{k} ({v})" for k, v in board.unavailable.items()) + "."]

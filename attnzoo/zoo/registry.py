@@ -110,7 +110,9 @@ class Variant:
         if device_type not in caps.devices:
             return f"{self.name} runs on {', '.join(caps.devices)}, not {device_type}"
         if dtype not in caps.dtypes:
-            return f"{self.name} supports {', '.join(caps.dtypes)}, not {dtype_field + ' ' if dtype_field else ''}{dtype}"
+            return (
+                f"{self.name} supports {', '.join(caps.dtypes)}, not {dtype_field + ' ' if dtype_field else ''}{dtype}"
+            )
         return None
 
     def parameter_table(self) -> list[dict[str, str]]:
