@@ -7,10 +7,10 @@ directory, so a killed driver loses at most the cells in flight. Failures are st
 - a worker or node that dies under the task: retried up to ``max_retries`` times, then ``error`` with the reason;
 - a task running past the cell timeout: cancelled (its process killed) from the driver: ``timeout``.
 
-Placement: a training or approximation cell asks for its torch threads as CPUs (and the suite's GPUs and memory)
-and packs with others. A timing cell takes every CPU of one node (pinned by node affinity), so nothing else Ray
-schedules shares that machine while it is timed; all timing cells of a run go to the same node, so their times
-compare.
+Placement: a cell of a benchmark that packs (training, approximation) asks for its torch threads as CPUs (and the
+suite's GPUs and memory) and packs with others. A cell of an exclusive benchmark (timing) takes every CPU of one node
+(pinned by node affinity), so nothing else Ray schedules shares that machine while it is timed; all of a run's
+exclusive cells go to the same node, so their times compare.
 """
 
 from __future__ import annotations
