@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 from scipy import stats
 
-from attnzoo.harness.benchmark import Benchmark, Progress, Section, register_benchmark
+from attnzoo.harness.benchmark import Benchmark, Progress, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
 from attnzoo.leaderboards.headline import best_of
@@ -70,13 +70,9 @@ def _marks(samples: dict[str, list[float]]) -> dict[str, tuple[bool, bool]]:
     return {label: (label == best, indistinguishable(samples[best], v)) for label, v in samples.items()}
 
 
-class Accuracy(Section):
-    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
+class Accuracy(SeededSection):
     tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
     recipe: Recipe = Field(default_factory=Recipe)
-
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
 @dataclass(frozen=True)

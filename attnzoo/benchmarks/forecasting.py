@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field, PositiveInt, model_validator
 
-from attnzoo.harness.benchmark import Benchmark, Progress, Section, register_benchmark
+from attnzoo.harness.benchmark import Benchmark, Progress, Section, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
 from attnzoo.timeseries.data import BUILTIN, DataError, SplitRule, load_series, prepare
@@ -45,16 +45,12 @@ class ForecastDataset(Section):
         return self.model_dump(exclude={"input_len", "horizons"}, exclude_none=True)
 
 
-class Forecasting(Section):
+class Forecasting(SeededSection):
     datasets: dict[str, ForecastDataset] = Field(min_length=1, description="name -> series")
     input_len: int = Field(96, ge=2, description="input window (rows); also the attention's sequence length")
     horizons: list[PositiveInt] = Field([96, 192, 336, 720], min_length=1, description="forecast lengths (rows)")
     baselines: list[Literal[BASELINES]] = Field(list(BASELINES), description="models beside the variants")
-    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
     recipe: ForecastRecipe = Field(default_factory=ForecastRecipe)
-
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def windows(self) -> list[tuple[str, ForecastDataset, int, int]]:
         """(name, dataset, input length, horizon) in suite order."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from attnzoo.harness.records import Cell, Measurement, Outcome, SectionConfig
 from attnzoo.zoo import variant_info
@@ -39,6 +39,15 @@ class Section(BaseModel):
     """Base of a benchmark's suite section: closed, so a misspelt field is an error with a did-you-mean."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class SeededSection(Section):
+    """A section of a benchmark that trains: one cell per training seed."""
+
+    seeds: int | list[int] = Field(3, description="a count (0..k-1) or the list of training seeds")
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
 class Benchmark:
@@ -244,8 +253,3 @@ def get_benchmark(name: str) -> Benchmark:
     close = difflib.get_close_matches(name, list(found), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise BenchmarkError(f"unknown benchmark {name!r}{hint} (registered: {', '.join(found)})")
-
-
-def benchmark_errors() -> dict[str, str]:
-    _load()
-    return dict(_PLUGIN_ERRORS)

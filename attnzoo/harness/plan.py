@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnzoo.harness.benchmark import Benchmark, benchmarks
+from attnzoo.harness.benchmark import Benchmark
 from attnzoo.harness.records import Cell
 from attnzoo.harness.suite import Suite
 
@@ -18,9 +18,8 @@ def threads_for(suite: Suite, benchmark: Benchmark, all_cores: int | None) -> in
 
 def plan(suite: Suite, default_threads: int | None = None) -> list[Cell]:
     """Cells in execution order: per benchmark, as the benchmark plans them."""
-    found = benchmarks()
-    cells = []
-    for name, section in suite.benchmarks.enabled().items():
-        benchmark = found[name]
-        cells += benchmark.plan(suite, section, threads_for(suite, benchmark, default_threads))
-    return cells
+    return [
+        cell
+        for benchmark, section in suite.benchmarks.sections()
+        for cell in benchmark.plan(suite, section, threads_for(suite, benchmark, default_threads))
+    ]

@@ -78,7 +78,7 @@ class Cell:
 class Measurement:
     """One value a worker measured, or (status, error) for a metric it could not measure."""
 
-    metric: str
+    metric: str | None  # None: a row that only carries the status of a cell that measured nothing
     value: Any = None
     unit: str | None = None
     pass_name: str | None = None  # forward | forward_backward, for metrics measured per pass

@@ -50,7 +50,7 @@ def make_rows(cell: Cell, outcome: Outcome, env: dict) -> list[dict]:
         "env": env,
         "where": outcome.where,
     }
-    measured = outcome.measurements or [Measurement(metric=None)]  # type: ignore[arg-type]
+    measured = outcome.measurements or [Measurement(metric=None)]
     return [
         {
             **base,

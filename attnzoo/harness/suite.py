@@ -103,6 +103,11 @@ class Benchmarks(_Closed):
     def enabled(self) -> dict[str, BaseModel]:
         return {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
 
+    def sections(self) -> list[tuple[Benchmark, BaseModel]]:
+        """(benchmark, its section) for every section the suite has, in table order."""
+        found = benchmarks()
+        return [(found[name], section) for name, section in self.enabled().items()]
+
 
 class RayExecution(_Closed):
     """Where and how cells run with `--executor ray` (see attnzoo.harness.ray_executor)."""
@@ -151,8 +156,7 @@ class Suite(_Closed):
 
     @model_validator(mode="after")
     def lengths_when_needed(self) -> Suite:
-        found = benchmarks()
-        per_length = [name for name in self.benchmarks.enabled() if found[name].per_length]
+        per_length = [b.name for b, _ in self.benchmarks.sections() if b.per_length]
         if not self.seq_lens and per_length:
             raise ValueError(f"seq_lens: list the sequence lengths for the {' and '.join(per_length)} benchmark(s)")
         return self
@@ -335,10 +339,9 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
 
 def _shapes(suite: Suite) -> list[dict[str, int]]:
     """(dim, heads, max_seq_len) at which the suite's benchmarks build layers."""
-    found = benchmarks()
     shapes = []
-    for name, section in suite.benchmarks.enabled().items():
-        for dim, heads, n in found[name].shapes(suite, section):
+    for benchmark, section in suite.benchmarks.sections():
+        for dim, heads, n in benchmark.shapes(suite, section):
             if (shape := {"dim": dim, "heads": heads, "max_seq_len": n}) not in shapes:
                 shapes.append(shape)
     return shapes
@@ -375,11 +378,10 @@ def runtime_problems(suite: Suite) -> list[str]:
 
 def _benchmark_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     """What each benchmark checks beyond the schema (data files, task options), with the suite's line."""
-    found = benchmarks()
     return [
         f"{path}:{_line_of(root, loc) or 1}: {_format_loc(loc)}: {problem}"
-        for name, section in suite.benchmarks.enabled().items()
-        for loc, problem in found[name].problems(suite, section)
+        for benchmark, section in suite.benchmarks.sections()
+        for loc, problem in benchmark.problems(suite, section)
     ]
 
 

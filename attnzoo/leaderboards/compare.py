@@ -46,7 +46,7 @@ def compare(base: Run, new: Run, threshold: float = 0.05, alpha: float = ALPHA) 
     changes = []
     for _, cell in df.groupby(cell_columns, dropna=False, sort=False):
         sides = [cell[cell["run"] == i] for i in (0, 1)]
-        changes.append(_change(sides[0], sides[1], found[cell["benchmark"].iloc[0]]))
+        changes.append(_change(sides[0], sides[1], found.get(cell["benchmark"].iloc[0], Benchmark())))
     _holm([c for c in changes if c.p is not None])
     for c in changes:
         if c.verdict == "":

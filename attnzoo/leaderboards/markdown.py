@@ -3,6 +3,7 @@ own, with the run they came from."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ class Board:
     def title(self) -> str:
         return " + ".join(dict.fromkeys(run.title for run in self.runs))
 
-    @property
+    @functools.cached_property
     def variant_of(self) -> dict[str, str]:
         return dict(zip(self.df["setting"], self.df["variant"], strict=True))
 
@@ -161,12 +162,9 @@ def _provenance(manifest: dict, df: pd.DataFrame) -> list[str]:
 def _setup_lines(suite: Any) -> list[str]:
     """What was measured: the suite's description, the layer shape, each benchmark's setup (a training recipe)."""
     lines = [suite.description.strip()] if suite.description else []
-    enabled = suite.benchmarks.enabled()
-    found = benchmarks()
-    if any(found[name].per_length for name in enabled if name in found):
+    sections = suite.benchmarks.sections()
+    if any(benchmark.per_length for benchmark, _ in sections):
         layer = suite.layer
         lines.append(f"Layer: dim {layer.dim}, {layer.heads} heads, batch {layer.batch}, {layer.dtype}.")
-    lines += [
-        text for name, section in enabled.items() if name in found and (text := found[name].setup(suite, section))
-    ]
+    lines += [text for benchmark, section in sections if (text := benchmark.setup(suite, section))]
     return [" ".join(lines)] if lines else []
