@@ -124,6 +124,8 @@ def _suite_for_run(args: argparse.Namespace):
     from attnzoo.harness.suite import default_suite_path, load_suite
 
     if not args.resume:
+        if flags := [flag for flag, given in (("--force", args.force), ("--retry-errors", args.retry_errors)) if given]:
+            raise UsageError(f"{' and '.join(flags)} only apply to a resumed run: add --resume RUN_DIR")
         path = Path(args.suite) if args.suite else default_suite_path()
         suite = load_suite(path)
         return suite, path.read_text(), Path(args.out) if args.out else default_run_dir(suite)
@@ -189,11 +191,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.status_counts().items()))
     console.print(f"run {run_dir}: {counts}; leaderboard {run_dir / 'leaderboard.md'}", highlight=False, soft_wrap=True)
     if summary.errors:
-        err_console.print(f"[red]{len(summary.errors)} cell(s) errored unexpectedly:[/]")
+        err_console.print(
+            f"[red]{len(summary.errors)} cell(s) errored unexpectedly[/] (their tracebacks: attnzoo errors {run_dir}):",
+            highlight=False,
+            soft_wrap=True,
+        )
         for row in summary.errors:
             first = str(row["error"]).splitlines()[0]
-            err_console.print(f"  {row['benchmark']} {row['label']} n={row['seq_len']}: {escape(first)}")
+            err_console.print(f"  {escape(_row_name(row))}: {escape(first)}", highlight=False, soft_wrap=True)
         return 1
+    return 0
+
+
+def _row_name(row: dict) -> str:
+    """A result row's cell as one line: benchmark, what the benchmark tells cells apart by (a task), label, n."""
+    try:
+        own = [str(row.get(c)) for c in get_benchmark(row["benchmark"]).columns if row.get(c) is not None]
+    except BenchmarkError:  # a plugin benchmark not installed here
+        own = []
+    seed = [f"seed {row['seed']}"] if row.get("seed") is not None else []
+    return " ".join([row["benchmark"], *own, row["label"], f"n={row['seq_len']}", *seed])
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from attnzoo.harness.rundir import RunStore
+
+    store = RunStore(args.run)
+    if not store.exists():
+        raise UsageError(f"{args.run}: not a run directory (no suite.yaml)")
+    errored = {row["key"]: row for row in store.rows() if row["status"] == "error"}  # one per cell
+    if not errored:
+        console.print(f"{args.run}: no cell errored", highlight=False)
+        return 0
+    for row in errored.values():
+        console.rule(escape(_row_name(row)), align="left")
+        console.print(str(row["error"]).rstrip(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{len(errored)} cell(s) errored; `attnzoo run --resume {args.run} --retry-errors` runs them again")
     return 0
 
 
@@ -289,16 +322,23 @@ def _progress(suite: str, units: int, cells: int, quiet: bool):
 
 
 def _print_summary(rows: list[dict]) -> None:
+    from attnzoo.leaderboards.sources import setting_names
+
     table = Table(title="cells by status")
     table.add_column("variant", no_wrap=True)
     seen = sorted({r["status"] for r in rows})
     for status in seen:
         table.add_column(status, justify="right")
     by_label: dict[str, dict[str, set]] = {}
-    for r in rows:
-        by_label.setdefault(r["label"], {}).setdefault(r["status"], set()).add(r["key"])
+    names = setting_names(
+        [r["variant"] or r["label"] for r in rows],
+        [r.get("parameters") or {} for r in rows],
+        [r["label"] for r in rows],
+    )
+    for r, name in zip(rows, names, strict=True):  # named as the leaderboard names them
+        by_label.setdefault(name, {}).setdefault(r["status"], set()).add(r["key"])
     for label, counts in by_label.items():
-        table.add_row(label, *(str(len(counts.get(s, ()))) for s in seen))
+        table.add_row(escape(label), *(str(len(counts.get(s, ()))) for s in seen))
     console.print(table)
 
 
@@ -385,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("errors", help="every cell of a run that errored, with its traceback")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.set_defaults(func=cmd_errors)
     p = sub.add_parser("leaderboard", help="render runs' results as a leaderboard (several runs: merged into one)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     p.add_argument("-o", "--out", help="output directory (default: the run's own directory; required for several)")

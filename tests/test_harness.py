@@ -93,6 +93,15 @@ def test_variant_problems_use_the_registry(tmp_path):
         load_suite(write_suite(tmp_path, skip, "skip.yaml"))
 
 
+
+def test_a_half_precision_gpu_suite_validates_for_the_exact_kernels(tmp_path):
+    half = {**TINY, "variants": ["sdpa", "vanilla", "xformers"], "layer": {"device": "cuda", "dtype": "float16"}}
+    suite = load_suite(write_suite(tmp_path, {**half, "execution": {"on_unavailable": "skip"}}))
+    assert [entry.name for entry in suite.variants] == ["sdpa", "vanilla", "xformers"]
+    refused = problems(write_suite(tmp_path, {**half, "variants": ["linformer"]}, "linformer.yaml"))
+    assert "linformer supports float32, bfloat16, not layer.dtype float16" in refused[0]
+
+
 def test_missing_file_yaml_syntax_and_missing_cuda(tmp_path):
     assert "no such file" in problems(tmp_path / "absent.yaml")[0]
     unclosed = write_suite(tmp_path, "name: x\nvariants: [sdpa\nseq_lens: [64]\n", "bad.yaml")

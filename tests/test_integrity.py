@@ -207,6 +207,50 @@ def test_a_class_next_to_the_suite_runs_and_renders_without_it(tmp_path):
     assert "myattn:Doubler" in (tmp_path / "run" / "leaderboard.md").read_text()
 
 
+REGISTERED = """
+import torch
+import attnzoo
+from attnzoo import VariantParams
+from pydantic import Field
+
+
+class WindowParams(VariantParams):
+    window: int = Field(16, ge=1)
+
+
+@attnzoo.register_variant("my_window", description="Scales by its window", source="here", params=WindowParams)
+class MyWindow(torch.nn.Module):
+    def __init__(self, dim, heads, max_seq_len=None, window=16):
+        super().__init__()
+        self.proj = torch.nn.Linear(dim, dim)
+        self.window = window
+
+    def forward(self, x, mask=None):
+        return self.proj(x) * self.window
+"""
+
+
+def test_a_variant_registered_next_to_the_suite_is_known_by_its_name_in_workers_and_tables(tmp_path):
+    (tmp_path / "myattn.py").write_text(REGISTERED)
+    (tmp_path / "plain.py").write_text(PLUGIN.format(factor=2).replace("heads):", "heads, width=5):"))
+    variants = [{"name": "my_window", "sweep": {"window": [8]}}, "myattn:MyWindow", "plain:Doubler"]  # any order
+    benchmarks = {"efficiency": {"metrics": ["memory"], "passes": ["forward"]}, "approximation": {"seeds": 1}}
+    path = write_suite(tmp_path, {**FAST, "variants": variants, "seq_lens": [32], "benchmarks": benchmarks})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = cli("run", str(path), "--out", str(tmp_path / "run"), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    rows = RunStore(tmp_path / "run").rows()
+    assert {r["status"] for r in rows} <= {"ok", "unsupported"}  # no approximation without capabilities
+    assert {r["variant"] for r in rows} == {"my_window", "plain:Doubler"}
+    done = cli("leaderboard", str(tmp_path / "run"), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    board = (tmp_path / "run" / "leaderboard.md").read_text()
+    names = {line.split(" | ")[0].strip("| ") for line in board.splitlines() if line.startswith("| my_window")}
+    assert names == {"my_window", "my_window(window=8)"}  # one name per setting, the headline's, in every table
+    assert "| plain:Doubler | width=5 |" in board  # a plain class's defaults sized, rendered from elsewhere
+
+
 def test_without_a_terminal_each_finished_cell_prints_a_line(tmp_path):
     path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
     done = cli("run", str(path), "--out", str(tmp_path / "run"))  # stderr is a pipe here
@@ -276,3 +320,29 @@ def test_installing_the_executor_does_not_count_as_a_changed_environment():
     before = {"packages": {"torch": "2.13.0"}}
     assert changes(before, {"packages": {"torch": "2.13.0", "ray": "2.60.0"}}) == []
     assert changes(before, {"packages": {"torch": "2.14.0"}}) == ["packages.torch: '2.13.0' -> '2.14.0'"]
+
+
+def test_errored_cells_are_named_with_their_task_and_their_tracebacks_are_one_command_away(tmp_path):
+    (tmp_path / "broken.py").write_text(
+        "import torch\n\n\nclass Broken(torch.nn.Module):\n    def __init__(self, dim, heads):\n"
+        "        super().__init__()\n\n    def forward(self, x, mask=None):\n"
+        "        raise RuntimeError('this layer is broken')\n"
+    )
+    tasks = {"listops": {"seq_len": 32, "size": 40, "max_depth": 2}}
+    accuracy = {"seeds": 1, "recipe": {"steps": 2, "eval_every": 1, "batch_size": 4, "dim": 16}, "tasks": tasks}
+    path = write_suite(tmp_path, {**FAST, "variants": ["broken:Broken"], "benchmarks": {"accuracy": accuracy}})
+    done = cli("run", str(path), "--out", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 1
+    assert f"(their tracebacks: attnzoo errors {tmp_path / 'run'})" in " ".join(done.stderr.split())
+    assert "accuracy listops broken:Broken n=32 seed 0: RuntimeError: this layer is broken" in done.stderr
+    shown = cli("errors", str(tmp_path / "run"))
+    assert shown.returncode == 0 and "Traceback (most recent call last)" in shown.stdout
+    assert 'raise RuntimeError("this layer is broken")' in shown.stdout.replace("'", '"')
+
+
+def test_resume_only_flags_without_resume_are_refused(tmp_path):
+    path = write_suite(tmp_path, FAST)
+    for flag in ("--force", "--retry-errors"):
+        done = cli("run", str(path), flag, "--out", str(tmp_path / "run"))
+        assert done.returncode == 2 and f"{flag} only apply to a resumed run: add --resume RUN_DIR" in done.stderr
+        assert not (tmp_path / "run").exists()

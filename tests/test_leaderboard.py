@@ -101,3 +101,13 @@ def test_provenance_is_recorded_and_mixed_machines_are_stated():
     board = render(rows, full)
     assert "**Mixed environments.** These rows were measured in 2 environments" in board
     assert "cpu_capability: AVX2, AVX512" in board
+
+
+def test_one_seed_marks_no_best_and_says_it_supports_no_ordering():
+    rows = [acc_row(label, task, 0, value) for label, value in (("x", 60), ("y", 50)) for task in ("a", "b")]
+    board = render(rows, {"device": "cpu"})
+    assert table_line(board, "x") == "| x | 60.0 | 60.0 | 60.0 |"  # no bold, and no ≈ on the others
+    assert table_line(board, "y") == "| y | 50.0 | 50.0 | 50.0 |"
+    assert "One seed per variant: no interval and no ordering" in board and "Welch" not in board
+    headline = board[board.index("## Headline") : board.index("Sizes:")]
+    assert "**" not in headline

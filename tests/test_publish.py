@@ -281,3 +281,36 @@ def test_compare_counts_a_new_failure_and_a_small_change_as_what_they_are(speed_
     }
     assert changes["sdpa n=1024 fwd+bwd time"] == "same"
     assert any(cell.startswith("s3attention n=16384") and v == "worse" for cell, v in changes.items())
+
+
+def test_merged_headline_has_one_row_per_variant_with_the_sizes_behind_each_column(speed_run, tmp_path):
+    """linformer timed at k=64 and trained at k=32: one row that says so; informer trained on another task set:
+    its average is marked as such and never bold; a forecasting baseline (no headline column) adds no row."""
+    trained = [
+        {**r, "label": "linformer(k=32)", "parameters": {"k": 32}, "key": "k32/" + r["key"]}
+        if r["label"] == "linformer(k=64)"
+        else r
+        for r in accuracy_rows()
+    ]
+    suite = ACCURACY_SUITE.replace("k: 64", "k: 32")
+    accuracy = make_run(tmp_path / "accuracy", suite, trained)
+    other = [
+        {**r, "label": "informer", "variant": "informer", "key": "informer/" + r["key"], "value": 0.99}
+        for r in accuracy_rows()
+        if r["label"] == "sdpa" and r["task"] == "listops"
+    ]
+    extra = {"data": "fixture", "channels": 7, "windows": [9, 3, 3], "horizon": 96, "period": 24}
+    baseline = row("repeat-last", "forecasting", 96, task="E", metric="mse", value=1.3, seed=0, horizon=96, extra=extra)
+    forecast_suite = ACCURACY_SUITE.replace("fixture-accuracy", "fixture-other").replace(", text: {seq_len: 64}", "")
+    listops_only = make_run(tmp_path / "other", forecast_suite.replace("[sdpa, ", "[informer, "), [*other, baseline])
+    board = markdown(build([load_run(speed_run), load_run(accuracy), load_run(listops_only)]))
+    headline = board[board.index("## Headline") : board.index("Sizes:")].splitlines()[4:-1]
+    names = [line.split(" | ")[0].removeprefix("| ") for line in headline]
+    assert sorted(names) == ["informer", "linformer", "s3attention", "sdpa", "vanilla"], names
+    linformer = headline[names.index("linformer")]
+    assert "| k=64 (efficiency, approximation); k=32 (accuracy) |" in linformer
+    assert "12.4x" in linformer and "53.0 (" in linformer  # its speed and its accuracy, in one row
+    informer = headline[names.index("informer")]
+    assert "over listops" in informer and "**" not in informer.split(" | ")[-2]  # 99% on one task: not the best
+    assert "**58.0" in headline[names.index("s3attention")]
+    assert "repeat-last" not in "\n".join(headline)

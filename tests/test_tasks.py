@@ -172,3 +172,27 @@ def test_pathfinder_paths_never_touch_so_the_label_is_in_the_image():
 def test_pathfinder_settings_too_crowded_to_draw_are_an_error():
     with pytest.raises(ValueError, match="do not fit apart in a 6x6 image"):
         pathfinder.build(resolution=6, contour_length=8, distractors=3, size=10)
+
+
+def test_validate_finds_missing_task_files_relative_to_the_suite(tmp_path):
+    from attnzoo.harness.suite import load_suite
+    from tests.test_harness import problems, write_suite
+
+    lra = tmp_path / "lra"
+    lra.mkdir()
+    for name in ("basic_train.tsv", "basic_val.tsv"):  # basic_test.tsv is missing
+        (lra / name).write_text("Source\tTarget\n( MAX 1 2 )\t2\n")
+    tasks = {"listops": {"seq_len": 32, "path": "lra"}, "text": {"seq_len": 32, "path": "${NO_SUCH_DIR}/imdb"}}
+    suite = {
+        "name": "paths",
+        "variants": ["sdpa"],
+        "benchmarks": {"accuracy": {"seeds": 1, "recipe": {"steps": 2}, "tasks": tasks}},
+    }
+    found = problems(write_suite(tmp_path, suite))
+    assert len(found) == 2, found
+    assert "benchmarks.accuracy.tasks.listops: task 'listops' reads files that are not there:" in found[0]
+    assert str(lra / "basic_test.tsv") in found[0] and "basic_val" not in found[0]
+    assert "task 'text'" in found[1] and "imdb/train.tsv" in found[1]
+    (lra / "basic_test.tsv").write_text("Source\tTarget\n( MAX 1 2 )\t2\n")
+    del tasks["text"]
+    assert load_suite(write_suite(tmp_path, suite)).name == "paths"  # relative to the suite, not the cwd

@@ -5,6 +5,7 @@ interval, the best mean in bold, and the variants a Welch t-test over seeds cann
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from attnzoo.harness.benchmark import Benchmark, Progress, SeededSection, regist
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
 from attnzoo.leaderboards.headline import best_of
-from attnzoo.tasks import build_task, check_options, declared_length
+from attnzoo.tasks import build_task, check_options, declared_length, missing_files
 from attnzoo.tasks.train import Recipe, train
 
 CONFIDENCE, ALPHA, POWER = 0.95, 0.05, 0.8
@@ -63,8 +64,8 @@ def _cell(values: list[float], runs: int, best: bool, tie: bool) -> str:
 
 
 def _marks(samples: dict[str, list[float]]) -> dict[str, tuple[bool, bool]]:
-    """label -> (best, indistinguishable from the best)."""
-    if not samples:
+    """label -> (best, indistinguishable from the best); nothing from single seeds, which support no ordering."""
+    if all(len(v) < 2 for v in samples.values()):
         return {}
     best = max(samples, key=lambda label: statistics.fmean(samples[label]))
     return {label: (label == best, indistinguishable(samples[best], v)) for label, v in samples.items()}
@@ -94,6 +95,7 @@ class TaskCell:
 class Score:
     run: int
     accuracy: list[float] = field(default_factory=list)  # per-seed averages over tasks (%)
+    tasks: tuple[str, ...] = ()  # the tasks averaged over
 
 
 @register_benchmark("accuracy")
@@ -113,10 +115,10 @@ class AccuracyBenchmark(Benchmark):
             task_recipe = {**recipe, **options.pop("recipe", {})}  # a task may train longer; never per variant
             config = TaskCell(task, options, task_recipe)
             n = declared_length(task, options)
-            for entry, setting, label in suite.settings():
+            for variant, setting, label in suite.settings():
                 for seed in section.seed_list():
                     cells.append(
-                        suite.cell(self, entry.name, label, setting, n, config, layer, threads, seed, f"{task}/{label}")
+                        suite.cell(self, variant, label, setting, n, config, layer, threads, seed, f"{task}/{label}")
                     )
         return cells
 
@@ -124,7 +126,7 @@ class AccuracyBenchmark(Benchmark):
         return [
             (("benchmarks", "accuracy", "tasks", task), problem)
             for task, options in section.tasks.items()
-            for problem in check_options(task, options or {})
+            for problem in check_options(task, options or {}) or missing_files(task, options or {}, suite.import_dir)
         ]
 
     def shapes(self, suite, section: Accuracy) -> list[tuple[int, int, int]]:
@@ -161,7 +163,7 @@ class AccuracyBenchmark(Benchmark):
         self, cell: Cell, *, workdir: Path | None = None, progress: Progress | None = None, **_: Any
     ) -> list[Measurement]:
         config: TaskCell = cell.config
-        task = build_task(config.task, config.options)
+        task = build_task(config.task, config.options, cell.import_path)
         checkpoint = None
         if workdir is not None:
             (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -202,19 +204,27 @@ class AccuracyBenchmark(Benchmark):
         if not set(acc["task"]) >= set(declared):
             return None
         values = averages(acc, by="setting").get(setting, [])
-        return Score(run, values) if values else None
+        return Score(run, values, tuple(sorted(set(acc["task"])))) if values else None
 
     def headline_columns(self, rows: list, board) -> list[tuple[str, dict[str, str], str]]:
-        scores = {r.setting: r.values[self.name].accuracy for r in rows if self.name in r.values}
+        """Averages over one task set, the one most rows have; a row averaged over other tasks (merged runs of
+        different suites) says which, and is not compared with the others."""
+        scores = {r.setting: r.values[self.name] for r in rows if self.name in r.values}
         if not scores:
             return []
-        best = best_of({k: sum(v) / len(v) for k, v in scores.items()}, higher=True)
+        common = collections.Counter(s.tasks for s in scores.values()).most_common(1)[0][0]
+        alike = {k: s for k, s in scores.items() if s.tasks == common}
+        seeded = {k: statistics.fmean(s.accuracy) for k, s in alike.items() if len(s.accuracy) > 1}
+        best = best_of(seeded, higher=True)  # one seed supports no ordering
         cells = {}
-        for k, values in scores.items():
-            mean, low, high = mean_interval(values)
+        for k, score in scores.items():
+            mean, low, high = mean_interval(score.accuracy)
             text = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
-            cells[k] = f"**{text}**" if k in best else text
-        return [("accuracy (avg %)", cells, "Accuracy: average over tasks, mean over seeds with a 95% t-interval.")]
+            cells[k] = f"**{text}**" if k in best else text if k in alike else f"{text} over {', '.join(score.tasks)}"
+        note = f"Accuracy: average over the tasks {', '.join(common)}, mean over seeds with a 95% t-interval"
+        mixed = len(alike) < len(scores)
+        note += "; a value followed by other tasks averages over those, and is not comparable." if mixed else "."
+        return [("accuracy (avg %)", cells, note)]
 
     def headline_order(self, values: Score | None, setting: str, board) -> tuple:
         return (-(sum(values.accuracy) / len(values.accuracy)) if values else math.inf,)
@@ -261,8 +271,10 @@ def table(acc: pd.DataFrame) -> list[str]:
                 failed = runs["status"].iloc[0] if len(runs) else ""
                 cells.append(status_text(failed) if failed else failed)
                 continue
-            cells.append(_cell(list(percent[label, t].values()), len(runs), *marks[t][label]))
-        avg = _cell(average[label], len(seeds), *marks["average"][label]) if label in average else ""
+            cells.append(_cell(list(percent[label, t].values()), len(runs), *marks[t].get(label, (False, False))))
+        avg = (
+            _cell(average[label], len(seeds), *marks["average"].get(label, (False, False))) if label in average else ""
+        )
         lines.append("| " + " | ".join([label, *cells, avg]) + " |")
     return lines + ["", *_method(percent, seeds), *_data_notes(ok)]
 
@@ -291,6 +303,12 @@ def _complete(percent: dict, label: str, tasks: list[str], seed) -> bool:
 
 
 def _method(percent: dict, seeds: list) -> list[str]:
+    if len(seeds) < 2:
+        return [
+            "One seed per variant: no interval and no ordering. A single training run per variant says nothing about "
+            "how far another seed would move it (a few points on small tasks), so no variant is marked best and none "
+            "is compared with another; run `seeds: 3` or more for that."
+        ]
     stds = [statistics.stdev(v.values()) for v in percent.values() if len(v) > 1]
     text = (
         f"Mean over seeds with a {CONFIDENCE:.0%} Student-t interval (mean ± t·s/√k over k seeds). **Bold**: the best "

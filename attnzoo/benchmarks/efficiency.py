@@ -324,7 +324,7 @@ class EfficiencyBenchmark(Benchmark):
     def headline_figures(self, board, out: Path) -> list[str]:
         """LRA-style bubbles: speed-up against any benchmark's quality score, area memory."""
         points = []
-        for r in board.headline:
+        for r in (r for r in board.headline if r.under is None):
             speed = r.values.get(self.name)
             quality = next(
                 (q for name, v in r.values.items() if (q := board.benchmarks[name].quality(v)) is not None), None

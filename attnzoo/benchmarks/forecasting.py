@@ -93,7 +93,7 @@ class ForecastingBenchmark(Benchmark):
         cells = []
         recipe = section.recipe.model_dump()
         layer = suite.trained_layer(section.recipe)
-        models = [(entry.name, setting, label) for entry, setting, label in suite.settings()]
+        models = list(suite.settings())
         models += [(name, {}, name) for name in section.baselines]
         seeds = section.seed_list()
         for name, dataset, input_len, horizon in section.windows():

@@ -71,8 +71,8 @@ class Benchmark:
             raise NotImplementedError(f"benchmark {self.name!r} does not say how it plans its cells")
         config, layer = SectionConfig(section), suite.layer.model_dump()
         return [
-            suite.cell(self, entry.name, label, setting, n, config, layer, threads)
-            for entry, setting, label in suite.settings()
+            suite.cell(self, variant, label, setting, n, config, layer, threads)
+            for variant, setting, label in suite.settings()
             for n in suite.seq_lens
         ]
 

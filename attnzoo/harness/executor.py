@@ -5,6 +5,7 @@ milliseconds per cell rather than a fresh interpreter's import time."""
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
 import resource
@@ -62,6 +63,8 @@ def execute(cell: Cell, job: str, options: dict, workdir: str | None, progress: 
     if cell.threads:
         torch.set_num_threads(cell.threads)
     try:
+        for module in cell.imports:
+            importlib.import_module(module)
         benchmark = get_benchmark(cell.benchmark)
         if job == "calibrate":
             values = benchmark.calibrate(cell) or {}
@@ -70,7 +73,7 @@ def execute(cell: Cell, job: str, options: dict, workdir: str | None, progress: 
         return Outcome("ok", benchmark.run(cell, workdir=workpath, progress=progress, **options))
     except BaseException as err:  # noqa: BLE001 - every failure is reported as a status, never lost
         status = "oom" if _is_oom(err) else "error"
-        return Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}")
+        return Outcome(status, [], f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
 
 
 def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, workdir: str | None, conn) -> None:

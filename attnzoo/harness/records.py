@@ -52,6 +52,7 @@ class Cell:
     code: str = ""  # the code version of what is measured (distribution, version, source hash)
     chain: str = ""  # cells of one chain run in order of seq_len; an OOM or timeout skips the rest
     import_path: str | None = None  # where `module:Class` variants are imported from (the suite's directory)
+    imports: tuple[str, ...] = ()  # modules a worker imports first: what they register is known by name
 
     @property
     def key(self) -> str:

@@ -3,8 +3,10 @@ errors that name the file, line, field, problem and fix."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import importlib
 import itertools
 import sys
 from importlib import resources
@@ -58,10 +60,21 @@ class VariantEntry(_Closed):
         combos = itertools.product(*self.sweep.values())
         return [{**self.params, **dict(zip(self.sweep, combo, strict=True))} for combo in combos]
 
+    def variant(self) -> str:
+        """The registered name of a `module:Class` whose class registered itself (so it is known, and shown, by
+        that name everywhere), else the name as written."""
+        if ":" not in self.name:
+            return self.name
+        try:
+            return variant_info(self.name).name
+        except VariantError:  # re-rendering where the module is gone: keep the name as written
+            return self.name
+
     def label_for(self, setting: dict[str, Any]) -> str:
         swept = {k: setting[k] for k in self.sweep}
+        name = self.variant()
         base = self.label or (
-            self.name if not self.params else f"{self.name}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+            name if not self.params else f"{name}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
         )
         return base if not swept else f"{base}[{', '.join(f'{k}={v}' for k, v in swept.items())}]"
 
@@ -162,10 +175,15 @@ class Suite(_Closed):
         return self
 
     def settings(self):
-        """(variant entry, one parameter setting, its label) for every setting of every entry."""
+        """(variant name, one parameter setting, its label) for every setting of every entry."""
         for entry in self.variants:
             for setting in entry.settings():
-                yield entry, setting, entry.label_for(setting)
+                yield entry.variant(), setting, entry.label_for(setting)
+
+    def modules(self) -> tuple[str, ...]:
+        """The modules `module:Class` entries name: every worker imports them, so that a variant they register
+        can be used by its registered name in any entry."""
+        return tuple(dict.fromkeys(e.name.partition(":")[0] for e in self.variants if ":" in e.name))
 
     def trained_layer(self, recipe: Any) -> dict[str, Any]:
         """The layer a training cell records: the suite's device and dtype, the recipe's width, heads and batch."""
@@ -201,6 +219,7 @@ class Suite(_Closed):
             code=code if code is not None else variant_info(variant).code_version,
             chain=f"{benchmark.name}/{chain or label}",
             import_path=self.import_dir,
+            imports=self.modules(),
         )
 
 
@@ -293,6 +312,9 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     that validates does not fail cell by cell at run time."""
     problems, labels, runnable = [], {}, 0
     device_type = torch.device(suite.layer.device).type
+    for module in suite.modules():  # first, so that what they register is known to every entry, in any order
+        with contextlib.suppress(Exception):  # an import error is reported at the entry that names the module
+            importlib.import_module(module)
     for i, entry in enumerate(suite.variants):
         where = f"{path}:{_line_of(root, ('variants', i)) or 1}: variants[{i}]"
         try:

@@ -1,16 +1,19 @@
-"""The headline table: one row per variant setting and, from every benchmark, the numbers people quote (speed and
-memory relative to the baseline, how far it scales, how close it gets to softmax attention, its accuracy), each
-benchmark's values drawn from one run, never mixed across runs."""
+"""The headline table: one row per variant and, from every benchmark, the numbers people quote (speed and memory
+relative to the baseline, how far it scales, how close it gets to softmax attention, its accuracy), each
+benchmark's values drawn from one run, never mixed across runs. A variant measured at several settings shows, in
+its row, each benchmark's numbers at its default setting (else the first) with the sizes behind each column; its
+other settings are folded under it."""
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
-from attnzoo.leaderboards.sources import sizes
+from attnzoo.leaderboards.sources import is_default, sizes
 
 
 @dataclass
@@ -20,10 +23,14 @@ class Headline:
     sizes: str
     values: dict[str, Any] = field(default_factory=dict)  # benchmark -> its headline values
     runs: dict[str, int] = field(default_factory=dict)  # benchmark -> index of the run its values came from
+    default: bool = False  # the variant at its default parameters
+    under: str | None = None  # a setting folded under its variant's row: that row's name
+    sources: dict[str, Headline] = field(default_factory=dict, repr=False)  # benchmark -> the setting it shows
 
     def record(self, board: Any) -> dict:
         """Flat values for CSV/JSON; `runs` names the runs the row's numbers come from."""
         out: dict[str, Any] = {"setting": self.setting, "variant": self.variant, "sizes": self.sizes}
+        out["folded_under"] = self.under
         for name, benchmark in board.benchmarks.items():
             if name in self.values:
                 out.update(benchmark.record(self.values[name]))
@@ -31,12 +38,15 @@ class Headline:
         return out
 
 
+PER_COLUMN = " (where a variant's columns come from different settings, the sizes of each, with the benchmarks)"
+
+
 def build(df: pd.DataFrame, board: Any) -> list[Headline]:
     """Headline rows in the order settings first appear; every benchmark with rows fills in its values."""
-    rows = [
-        Headline(setting, group["variant"].iloc[0], sizes(group["variant"].iloc[0], group["parameters"].iloc[0]))
-        for setting, group in df.groupby("setting", sort=False)
-    ]
+    rows = []
+    for setting, group in df.groupby("setting", sort=False):
+        variant, params = group["variant"].iloc[0], group["parameters"].iloc[0]
+        rows.append(Headline(setting, variant, sizes(variant, params), default=is_default(variant, params)))
     for name, benchmark in board.benchmarks.items():
         everything = df[df["benchmark"] == name]
         if everything.empty:
@@ -50,7 +60,35 @@ def build(df: pd.DataFrame, board: Any) -> list[Headline]:
             row.values[name] = values
             if (run := benchmark.headline_run(values)) is not None:
                 row.runs[name] = run
-    return rows
+    return [folded for variant in dict.fromkeys(r.variant for r in rows) for folded in _fold(variant, rows)]
+
+
+def _fold(variant: str, rows: list[Headline]) -> list[Headline]:
+    """One variant's settings as its row (each benchmark's values from its default setting where it has them,
+    else from the first setting that has them) and the settings that row did not use, folded under it."""
+    mine = [r for r in rows if r.variant == variant]
+    if len(mine) == 1:
+        return mine
+    default = next((r for r in mine if r.default), None)
+    chosen: dict[str, Headline] = {}
+    for r in mine:
+        for name in r.values:
+            if name not in chosen or r is default:
+                chosen[name] = r
+    used = list({id(r): r for r in chosen.values()}.values())
+    if len(used) == 1:
+        sizes = used[0].sizes
+    else:
+        sizes = "; ".join(f"{r.sizes} ({', '.join(n for n, c in chosen.items() if c is r)})" for r in used)
+    row = Headline(
+        variant,
+        variant,
+        sizes,
+        {name: r.values[name] for name, r in chosen.items()},
+        {name: r.runs[name] for name, r in chosen.items() if name in r.runs},
+        sources=chosen,
+    )
+    return [row, *(replace(r, under=row.setting) for r in mine if not any(r is u for u in used))]
 
 
 def best_of(values: dict[str, float | None], higher: bool) -> set[str]:
@@ -71,12 +109,21 @@ def table(rows: list[Headline], board: Any, run_names: list[str] | None = None) 
         return []
     header = ["variant", "sizes", *(title for title, _, _ in columns)] + (["from"] if run_names else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in sorted(rows, key=lambda r: _order(r, board)):
-        cells = [r.setting, r.sizes, *(values.get(r.setting, "") for _, values, _ in columns)]
+    order = functools.partial(_order, board=board)
+    ordered = sorted((r for r in rows if r.under is None), key=order)
+    ordered = [x for r in ordered for x in [r, *sorted((f for f in rows if f.under == r.setting), key=order)]]
+    for r in ordered:
+        if not any(values.get(r.setting) for _, values, _ in columns):
+            continue  # nothing to show (e.g. a forecasting baseline, which no headline column covers)
+        name = f"↳ {r.setting}" if r.under else r.setting
+        cells = [name, r.sizes, *(values.get(r.setting, "") for _, values, _ in columns)]
         if run_names:
             cells.append(", ".join(run_names[i] for i in sorted(set(r.runs.values()))))
         lines.append("| " + " | ".join(cells) + " |")
-    notes = ["Sizes: the parameters that size each variant, defaults included."]
+    per_column = any(len(set(map(id, r.sources.values()))) > 1 for r in rows)
+    notes = [f"Sizes: the parameters that size each variant, defaults included{PER_COLUMN * per_column}."]
+    if any(r.under for r in rows):
+        notes.append("↳: the variant's other settings, folded under its row (their values are not in the row).")
     notes += [note for _, _, note in columns if note]
     notes.append("Bold: the best in its column.")
     return [*lines, "", " ".join(notes)]

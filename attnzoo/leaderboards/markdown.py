@@ -61,10 +61,10 @@ def build(runs: list[Run], prefer: Prefer = "error") -> Board:
         for setting in by_setting[by_setting].index:
             unavailable[setting] = str(df[df["setting"] == setting]["error"].iloc[0])
         df = df[~df["setting"].isin(unavailable)].reset_index(drop=True)
-    if len(df):  # tables list variants in the suites' order (rows arrive interleaved)
-        order = [label for run in runs for label in run.order()]
-        order += [label for label in dict.fromkeys(df["label"]) if label not in order]
-        df["label"] = pd.Categorical(df["label"], categories=list(dict.fromkeys(order)))
+    if len(df):  # every table names a setting as the headline does, in the suites' order (rows arrive interleaved)
+        named = dict(zip(df["label"], df["setting"], strict=False))
+        order = [named[label] for run in runs for label in run.order() if label in named]
+        df["label"] = pd.Categorical(df["setting"], categories=list(dict.fromkeys(order + list(df["setting"]))))
     board = Board(runs, df, unavailable)
     board.headline = headline.build(df, board) if len(df) else []
     return board

@@ -3,6 +3,12 @@ tagged by the run it came from, and variant settings named the same way across r
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
+import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,8 +72,14 @@ def load_run(path: str | Path) -> Run:
     store = RunStore(path)
     if not store.exists():
         raise RunDirError(f"{path}: not a run directory (no suite.yaml)")
-    suite = load_suite(store.dir / SUITE_FILE, check_variants=False)
-    return Run(store.dir, store.rows(), store.manifest(), suite)
+    manifest = store.manifest()
+    suite = load_suite(store.dir / SUITE_FILE, check_variants=False, import_dir=manifest.get("suite_dir"))
+    if suite.import_dir not in sys.path:  # its `module:Class` variants, for their names and default sizes
+        sys.path.append(suite.import_dir)
+    for module in suite.modules():
+        with contextlib.suppress(Exception):  # gone or broken: its stored rows render under their labels
+            importlib.import_module(module)
+    return Run(store.dir, store.rows(), manifest, suite)
 
 
 def name_apart(runs: list[Run]) -> None:
@@ -114,31 +126,55 @@ def frame(runs: list[Run], prefer: Prefer = "error") -> pd.DataFrame:
         keep = {key: (min(r) if prefer == "first" else max(r)) for key, r in shared.items()}
         df = df[[keep.get(k, r) == r for k, r in zip(df["key"], df["run"], strict=True)]]
     df = df.reset_index(drop=True)
-    df["setting"] = [
-        setting_name(v, p, lbl) for v, p, lbl in zip(df["variant"], df["parameters"], df["label"], strict=True)
-    ]
+    df["setting"] = setting_names(df["variant"], df["parameters"], df["label"])
     return df
 
 
 def resolved_params(variant: str, params: dict) -> dict | None:
     """The variant's parameters with its defaults filled in; None when it is not installed here."""
+    return _resolved(variant, json.dumps(params or {}, sort_keys=True, default=str))
+
+
+@functools.cache
+def _resolved(variant: str, params: str) -> dict | None:
     from attnzoo.zoo import variant_info
 
     try:
-        return variant_info(variant).validate_params(params or {}).model_dump()
+        return variant_info(variant).validate_params(json.loads(params)).model_dump()
     except Exception:  # a plugin that is not installed: fall back to the parameters as given
         return None
 
 
-def setting_name(variant: str, params: dict, label: str) -> str:
-    """`name` at the variant's defaults, else `name(k=v, ...)` with the values that differ: the same setting gets
-    the same name in every run, however its suite spelled it (params, sweep or defaults)."""
+def is_default(variant: str, params: dict) -> bool:
+    """Whether a setting is the variant at its defaults (as far as can be told where it is not installed)."""
     full = resolved_params(variant, params)
-    if full is None:
-        return label
-    defaults = resolved_params(variant, {}) or {}
-    changed = {k: v for k, v in full.items() if defaults.get(k) != v}
-    return variant if not changed else f"{variant}({', '.join(f'{k}={v}' for k, v in changed.items())})"
+    return full == resolved_params(variant, {}) if full is not None else not params
+
+
+def setting_names(variants: Sequence[str], params: Sequence[dict], labels: Sequence[str]) -> list[str]:
+    """One name per variant setting, the same in every table and every run however a suite spelled it (params,
+    sweep or defaults): `name(k=v, ...)` with the values that differ from the variant's defaults or between its
+    settings here (a sweep names its default value too), else `name`. A label of the suite's own (`label:`), or
+    a setting of a variant not installed here, keeps its label."""
+    full = [resolved_params(v, p) for v, p in zip(variants, params, strict=True)]
+    own = [
+        f is None or not (lbl == v or lbl.startswith((f"{v}(", f"{v}[")))
+        for v, f, lbl in zip(variants, full, labels, strict=True)
+    ]
+    seen: dict[str, dict[str, set[str]]] = {}  # variant -> parameter -> the values its settings take
+    for v, f, mine in zip(variants, full, own, strict=True):
+        for k, value in ({} if mine else f).items():
+            seen.setdefault(v, {}).setdefault(k, set()).add(repr(value))
+    names = []
+    for v, f, lbl, mine in zip(variants, full, labels, own, strict=True):
+        if mine:
+            names.append(lbl)
+            continue
+        defaults = resolved_params(v, {}) or {}
+        shown = {k: x for k, x in f.items() if defaults.get(k) != x or len(seen[v][k]) > 1}
+        shown_text = ", ".join(f"{k}={'default' if x is None else x}" for k, x in shown.items())
+        names.append(f"{v}({shown_text})" if shown else v)
+    return names
 
 
 def sizes(variant: str, params: dict) -> str:

