@@ -93,7 +93,6 @@ def test_variant_problems_use_the_registry(tmp_path):
         load_suite(write_suite(tmp_path, skip, "skip.yaml"))
 
 
-
 def test_a_half_precision_gpu_suite_validates_for_the_exact_kernels(tmp_path):
     half = {**TINY, "variants": ["sdpa", "vanilla", "xformers"], "layer": {"device": "cuda", "dtype": "float16"}}
     suite = load_suite(write_suite(tmp_path, {**half, "execution": {"on_unavailable": "skip"}}))
