@@ -255,6 +255,7 @@ def test_without_a_terminal_each_finished_cell_prints_a_line(tmp_path):
     path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
     done = cli("run", str(path), "--out", str(tmp_path / "run"))  # stderr is a pipe here
     assert done.returncode == 0, done.stderr
+    assert "profiler_start" not in done.stderr  # native libraries' logs stay off the progress display
     lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
     assert lines == [
         "[1/2] tiny: efficiency vanilla n=32: ok" + lines[0].split(": ok")[1],

@@ -314,3 +314,13 @@ def test_merged_headline_has_one_row_per_variant_with_the_sizes_behind_each_colu
     assert "over listops" in informer and "**" not in informer.split(" | ")[-2]  # 99% on one task: not the best
     assert "**58.0" in headline[names.index("s3attention")]
     assert "repeat-last" not in "\n".join(headline)
+
+
+def test_runs_sharing_only_cells_that_measured_nothing_merge(speed_run, tmp_path):
+    unmeasured = [
+        {**r, "key": "other/" + r["key"]} if r["status"] not in ("unsupported", "unavailable") else r
+        for r in efficiency_rows()
+    ]
+    other = make_run(tmp_path / "other", EFFICIENCY_SUITE, unmeasured)
+    board = build([load_run(speed_run), load_run(other)])  # the same unsupported / unavailable cells: no conflict
+    assert len(board.df[board.df["status"] == "unsupported"]) == 1

@@ -60,6 +60,21 @@ def test_aggregation_uses_clean_repetitions_and_keeps_every_value():
     assert dirty.value == 2.0 and dirty.extra["contended"]
 
 
+def test_contended_repetitions_are_counted_and_a_mostly_contended_cell_is_contended():
+    aggregate = EfficiencyBenchmark().aggregate
+    mostly = aggregate({r: rep(1.0 + r, contended=r > 0) for r in range(9)})[0]  # one clean repetition of nine
+    assert mostly.value == 1.0 and mostly.extra["contended"] and mostly.extra["clean"].count(False) == 8
+    row = {"label": "a", "seq_len": 64, "status": "ok", "value": mostly.value, "extra": mostly.extra}
+    assert timing.time_text(pd.Series(row)) == "1000 *contended*"
+    some = aggregate({r: rep(0.01, contended=r < 2) for r in range(9)})[0]
+    assert not some.extra["contended"]
+    row = {"label": "a", "seq_len": 64, "status": "ok", "value": some.value, "extra": some.extra}
+    assert timing.time_text(pd.Series(row)) == "10 ±0% (2 contended)"
+    once = aggregate({0: rep(0.01), 1: rep(0.02, True)})[0]
+    row = {"label": "a", "seq_len": 64, "status": "ok", "value": once.value, "extra": once.extra}
+    assert timing.time_text(pd.Series(row)) == "10 (once) (1 contended)"  # not a plain "(once)"
+
+
 def time_row(label: str, n: int, values: list[float], contended: bool = False) -> dict:
     extra = {
         "repetitions": values,

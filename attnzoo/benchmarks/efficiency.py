@@ -122,9 +122,10 @@ class EfficiencyBenchmark(Benchmark):
         return {"probe_s": Probe().calibrate()} if "time" in cell.config.section.metrics else None
 
     def aggregate(self, repetitions: dict[int, Outcome]) -> list[Measurement]:
-        """Time: the median over repetitions whose probe was clean (over all of them, marked contended, when none
-        was), every repetition's value kept with its round so that speed-ups can be paired round by round. FLOPs
-        and memory: the first repetition's."""
+        """Time: the median over repetitions whose probe was clean (over all of them when none was), every
+        repetition's value kept with its round so that speed-ups can be paired round by round; the cell is
+        contended when most of its repetitions were. FLOPs and memory: the
+        first repetition's."""
         reps = sorted(repetitions)
         first = repetitions[reps[0]].measurements
         out = [m for m in first if m.metric != "time"]
@@ -146,7 +147,7 @@ class EfficiencyBenchmark(Benchmark):
                 "block_iqr_s": [m.extra["iqr_s"] for _, m in blocks],
                 "probe_ratios": [m.extra["probe_ratios"] for _, m in blocks],
                 "faults_per_call": statistics.median(m.extra["faults_per_call"] for _, m in used),
-                "contended": not clean,
+                "contended": 2 * len(clean) < len(blocks),
                 "failed_repetitions": failed,
             }
             value = statistics.median(m.value for _, m in used)

@@ -25,6 +25,7 @@ def identity() -> list[str]:
     return ["label", "benchmark", *dict.fromkeys(own), "seed", "seq_len", "metric", "pass", "input"]
 
 
+UNMEASURED = ("unsupported", "unavailable")
 Prefer = Literal["error", "first", "last", "all"]  # all: keep every run's copy (a comparison of runs)
 
 
@@ -114,16 +115,18 @@ def frame(runs: list[Run], prefer: Prefer = "error") -> pd.DataFrame:
     df = pd.concat(parts, ignore_index=True)
     owners = df.groupby("key")["run"].unique()
     shared = owners[owners.map(len) > 1]
+    # A cell that cannot run (unsupported, unavailable) holds no measurement: two runs may both have it.
+    measured = shared[shared.index.isin(df[~df["status"].isin(UNMEASURED)]["key"])]
     if len(shared) and prefer != "all":
-        if prefer == "error":
-            example = df[df["key"] == shared.index[0]].iloc[0]
+        if prefer == "error" and len(measured):
+            example = df[df["key"] == measured.index[0]].iloc[0]
             raise RunDirError(
-                f"{len(shared)} cell(s) are in more than one run (e.g. {example['benchmark']} {example['label']} "
-                f"n={example['seq_len']} in {', '.join(str(runs[i].dir) for i in shared.iloc[0])}); pass "
+                f"{len(measured)} cell(s) are in more than one run (e.g. {example['benchmark']} {example['label']} "
+                f"n={example['seq_len']} in {', '.join(str(runs[i].dir) for i in measured.iloc[0])}); pass "
                 "--prefer first or --prefer last to keep the cell from the first or last run given, or leave a "
                 "run out"
             )
-        keep = {key: (min(r) if prefer == "first" else max(r)) for key, r in shared.items()}
+        keep = {key: (max(r) if prefer == "last" else min(r)) for key, r in shared.items()}
         df = df[[keep.get(k, r) == r for k, r in zip(df["key"], df["run"], strict=True)]]
     df = df.reset_index(drop=True)
     df["setting"] = setting_names(df["variant"], df["parameters"], df["label"])

@@ -15,11 +15,12 @@ NOISY, UNRELIABLE = 0.10, 0.25  # IQR/median over repetitions: marked above the 
 LEGEND = (
     "Time: median over repetitions, each in a fresh worker process with the variants' order shuffled in every "
     "round; ±: IQR/median over the repetitions; † above 10%, ‡ above 25% (unreliable); (once): a single "
-    "repetition, spread unknown. *contended*: the "
-    "contention probe never ran clean around the cell's blocks, so another process was taking CPU and the "
-    "number is not comparable. Speed-up: median over rounds of (baseline time / variant time) measured in the "
-    "same round, with a distribution-free interval for that median from order statistics{coverage}. Slope: "
-    "log-log slope of time on n fitted per round, median and interval over rounds (1 = linear)."
+    "repetition, spread unknown. A repetition whose contention probe did not run clean is left out of the median "
+    "and counted (k contended); *contended*: most of the cell's repetitions were, so another process was taking "
+    "CPU and the number is not comparable. Speed-up: median over rounds of (baseline time / variant time) "
+    "measured in the same round, with a distribution-free interval for that median from order "
+    "statistics{coverage}. Slope: log-log slope of time on n fitted per round, median and interval over rounds "
+    "(1 = linear)."
 )
 
 
@@ -44,11 +45,13 @@ def time_text(row: pd.Series) -> str:
     if _contended(row):
         return f"{ms} *contended*"
     values = list(repetitions(row).values())
+    dropped = (row["extra"].get("clean") or []).count(False) if isinstance(row["extra"], dict) else 0
+    note = f" ({dropped} contended)" if dropped else ""
     if len(values) < 2:
-        return f"{ms} (once)"
+        return f"{ms} (once){note}"
     spread = relative_iqr(values)
     mark = "‡" if spread > UNRELIABLE else "†" if spread > NOISY else ""
-    return f"{ms} ±{spread:.0%}{mark}"
+    return f"{ms} ±{spread:.0%}{mark}{note}"
 
 
 def interval_text(iv: Interval, fmt: str = "{:.2f}", suffix: str = "") -> str:
