@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"no variant matches {args.pattern!r}; `attnzoo list` shows all {len(list_variants())}", highlight=False
         )
         return 1
-    # One line per variant within 80 columns; `attnzoo show NAME` has the rest.
+    # One line per variant, cut to a terminal's width (piped: whole, for grep); `attnzoo show NAME` has the rest.
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     rows = [("name", "family", "mask", "causal", "available")]
     for name in names:
         spec = variant_info(name)
@@ -71,7 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
-        print(line if len(line) <= 80 else line[:79] + "…")
+        print(line if width is None or len(line) <= width else line[: width - 1] + "…")
     return 0
 
 
@@ -104,14 +106,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
     from attnzoo.harness.suite import default_suite_path, load_suite, runtime_problems
+    from attnzoo.leaderboards.tables import plural
 
     suite = load_suite(args.suite)
     for problem in runtime_problems(suite):  # fine to validate here, not to run here
         err_console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     cells = plan(suite)
     console.print(
-        f"{args.suite or default_suite_path()}: valid suite [bold]{suite.name}[/]: {len(cells)} cells "
-        f"({len(suite.variants)} variant entries; benchmarks: {', '.join(suite.benchmarks.enabled())})",
+        f"{args.suite or default_suite_path()}: valid suite [bold]{suite.name}[/]: {plural(len(cells), 'cell')} "
+        f"({plural(len(list(suite.settings())), 'variant setting')}; benchmarks: "
+        f"{', '.join(suite.benchmarks.enabled())})",
         soft_wrap=True,
     )
     return 0

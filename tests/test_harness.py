@@ -87,8 +87,9 @@ def test_variant_problems_use_the_registry(tmp_path):
     assert "variants[0].name: unknown attention variant 'skeinfomer'; did you mean 'skeinformer'" in found[0]
     assert "unknown parameter 'num_landmark'; did you mean 'num_landmarks'?" in found[1]
     if not torch.cuda.is_available():
-        assert "variants[2]: variant 'xformers' cannot run here: xformers is not installed" in found[-1]
-        assert "on_unavailable: skip" in found[-1]
+        assert "variants[2]: variant 'xformers' cannot run here: xformers is not installed" in found[-2]
+        assert "on_unavailable: skip" in found[-2]
+        assert "layer.device: cpu is not supported by xformers (variants[2])" in found[-1]
         skip = {**TINY, "variants": ["xformers"], "layer": {"device": "cuda"}, "execution": {"on_unavailable": "skip"}}
         load_suite(write_suite(tmp_path, skip, "skip.yaml"))
 
@@ -98,7 +99,7 @@ def test_a_half_precision_gpu_suite_validates_for_the_exact_kernels(tmp_path):
     suite = load_suite(write_suite(tmp_path, {**half, "execution": {"on_unavailable": "skip"}}))
     assert [entry.name for entry in suite.variants] == ["sdpa", "vanilla", "xformers"]
     refused = problems(write_suite(tmp_path, {**half, "variants": ["linformer"]}, "linformer.yaml"))
-    assert "linformer supports float32, bfloat16, not layer.dtype float16" in refused[0]
+    assert "layer.dtype: float16 is not supported by linformer (variants[0])" in refused[0]
 
 
 def test_missing_file_yaml_syntax_and_missing_cuda(tmp_path):

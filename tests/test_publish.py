@@ -324,3 +324,11 @@ def test_runs_sharing_only_cells_that_measured_nothing_merge(speed_run, tmp_path
     other = make_run(tmp_path / "other", EFFICIENCY_SUITE, unmeasured)
     board = build([load_run(speed_run), load_run(other)])  # the same unsupported / unavailable cells: no conflict
     assert len(board.df[board.df["status"] == "unsupported"]) == 1
+
+
+def test_compare_says_when_a_run_was_measured_on_a_busy_machine(speed_run, tmp_path, capsys):
+    busy = make_run(tmp_path / "busy", EFFICIENCY_SUITE, efficiency_rows(), load_start={"busy": 0.6})
+    assert main(["compare", str(speed_run), str(busy), "--format", "md"]) == 0
+    report = capsys.readouterr().out
+    assert "**New ran on a busy machine** (60% at its start went to other work)" in report
+    assert "Base ran on a busy machine" not in report

@@ -165,3 +165,34 @@ def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "attnzoo.cli", "show", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "unknown attention variant 'nope'" in " ".join(done.stderr.split())
+
+
+def test_wording_of_cross_parameter_errors_and_plurals():
+    from pydantic import model_validator
+
+    from attnzoo.leaderboards.markdown import sentence
+    from attnzoo.leaderboards.tables import plural
+    from attnzoo.zoo.params import VariantParams
+
+    class Pair(VariantParams):
+        low: int = 1
+        high: int = 2
+
+        @model_validator(mode="after")
+        def ordered(self):
+            if self.low > self.high:
+                raise ValueError("low must not exceed high")
+            return self
+
+    attnzoo.register_variant("pair_demo", description="d", source="s", params=Pair)(lambda **_: torch.nn.Identity())
+    try:
+        with pytest.raises(attnzoo.VariantError) as err:
+            attnzoo.create_attention("pair_demo", 8, 2, low=3, high=1)
+        assert str(err.value).splitlines()[0] == "pair_demo: low must not exceed high"  # no pydantic internals
+        with pytest.raises(attnzoo.VariantError) as err:
+            attnzoo.create_attention("pair_demo", 8, 2, zzz=1)
+        assert "did you mean" not in str(err.value)  # nothing resembles 'zzz'
+    finally:
+        attnzoo.zoo.registry.unregister_variant("pair_demo")
+    assert (plural(1, "layer"), plural(2, "layer")) == ("1 layer", "2 layers")
+    assert sentence("A description ") == "A description." and sentence("Done!") == "Done!"

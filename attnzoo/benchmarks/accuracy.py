@@ -21,6 +21,7 @@ from attnzoo.harness.benchmark import Benchmark, Progress, SeededSection, regist
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
 from attnzoo.leaderboards.headline import best_of
+from attnzoo.leaderboards.tables import plural
 from attnzoo.tasks import build_task, check_options, declared_length, missing_files
 from attnzoo.tasks.train import Recipe, train
 
@@ -145,8 +146,9 @@ class AccuracyBenchmark(Benchmark):
     def setup(self, suite, section: Accuracy) -> str:
         r = section.recipe
         text = (
-            f"Recipe, identical for every variant: encoder dim {r.dim}, {r.depth} layers, {r.heads} heads, FFN "
-            f"{r.ffn_dim}, dropout {r.dropout}; AdamW lr {r.lr:g}, weight decay {r.weight_decay:g}, "
+            f"Recipe, identical for every variant: encoder dim {r.dim}, {plural(r.depth, 'layer')}, "
+            f"{plural(r.heads, 'head')}, FFN {r.ffn_dim}, dropout {r.dropout}; AdamW lr {r.lr:g}, weight decay "
+            f"{r.weight_decay:g}, "
             f"{r.warmup_steps} warm-up steps then linear decay, clip {r.clip_norm:g}, batch {r.batch_size}, "
             f"{r.steps} steps, validation every {r.eval_every}; seeds {section.seed_list()}."
         )

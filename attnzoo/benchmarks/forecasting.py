@@ -16,6 +16,7 @@ from pydantic import Field, PositiveInt, model_validator
 from attnzoo.harness.benchmark import Benchmark, Progress, Section, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
+from attnzoo.leaderboards.tables import plural
 from attnzoo.timeseries.data import BUILTIN, DataError, SplitRule, load_series, prepare
 from attnzoo.timeseries.models import BASELINES, NAIVE, DLinear
 from attnzoo.timeseries.train import ForecastRecipe, fit
@@ -141,8 +142,9 @@ class ForecastingBenchmark(Benchmark):
     def setup(self, suite, section: Forecasting) -> str:
         r = section.recipe
         return (
-            f"Forecasting recipe, identical for every trained model: encoder dim {r.dim}, {r.depth} layers, {r.heads} "
-            f"heads, FFN {r.ffn_dim}, dropout {r.dropout}; Adam lr {r.lr:g}, batch {r.batch_size}, at most {r.steps} "
+            f"Forecasting recipe, identical for every trained model: encoder dim {r.dim}, "
+            f"{plural(r.depth, 'layer')}, {plural(r.heads, 'head')}, FFN {r.ffn_dim}, dropout {r.dropout}; Adam lr "
+            f"{r.lr:g}, batch {r.batch_size}, at most {r.steps} "
             f"steps, validation every {r.eval_every}, early stopping after {r.patience} validations without "
             f"improvement; seeds {section.seed_list()}."
         )

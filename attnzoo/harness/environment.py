@@ -104,6 +104,9 @@ def _cpu_times() -> list[int] | None:
         return None
 
 
+BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
+
+
 def load(window_s: float = 0.5) -> dict:
     """Load average and, sampled over window_s, the share of all cores busy with other work and (where Linux
     reports it) the share stolen by the hypervisor."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnzoo.harness.benchmark import Benchmark, benchmarks, get_benchmark
-from attnzoo.harness.environment import changes, load, manifest, row_environment
+from attnzoo.harness.environment import BUSY, changes, load, manifest, row_environment
 from attnzoo.harness.executor import Executor, LocalExecutor
 from attnzoo.harness.plan import plan
 from attnzoo.harness.records import Cell, Outcome
@@ -19,7 +19,6 @@ from attnzoo.harness.rundir import STOPS_CHAIN, RunDirError, RunStore, make_rows
 from attnzoo.harness.suite import Suite, SuiteError, runtime_problems
 
 Hook = Callable[..., None]
-BUSY = 0.15  # share of all cores in use by other processes above which a timing run is warned about
 
 
 @dataclass

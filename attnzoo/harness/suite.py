@@ -28,7 +28,7 @@ from pydantic import (
 
 from attnzoo.harness.benchmark import Benchmark, benchmarks
 from attnzoo.harness.records import Cell, CellConfig
-from attnzoo.zoo import VariantError, create_attention, variant_info
+from attnzoo.zoo import Variant, VariantError, create_attention, variant_info
 
 
 class SuiteError(Exception):
@@ -295,7 +295,7 @@ def _schema_problems(path: str, root: yaml.Node, err: ValidationError, model: ty
         field = _format_loc(loc)
         if e["type"] == "extra_forbidden":
             allowed = _field_names(model, loc)
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(f"{where}: {field}: unknown field{hint} (allowed: {', '.join(allowed)})")
         elif e["type"] == "missing":
@@ -306,21 +306,44 @@ def _schema_problems(path: str, root: yaml.Node, err: ValidationError, model: ty
     return problems
 
 
+def _import_modules(modules) -> None:
+    """Import the modules `module:Class` entries name first, so that what they register is known to every entry,
+    in any order; an import error is reported at the entry that names the module."""
+    for module in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
+def _entry(path: str, root: yaml.Node, i: int, entry: VariantEntry) -> tuple[str, Variant | None, list[str]]:
+    """Where an entry is, its variant, and what is wrong with its name or parameters (validated, not built)."""
+    where = f"{path}:{_line_of(root, ('variants', i)) or 1}: variants[{i}]"
+    try:
+        spec = variant_info(entry.name)
+    except VariantError as err:
+        return where, None, [f"{where}.name: {err}"]
+    problems = []
+    for setting in entry.settings():
+        try:
+            spec.validate_params(setting)
+        except VariantError as err:
+            swept = {k: setting[k] for k in entry.sweep}
+            at = f" with {swept}" if swept else ""
+            problems += [f"{where}.params{at}: {line}" for line in str(err).splitlines() if line not in problems]
+    return where, spec, list(dict.fromkeys(problems))
+
+
 def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     """Names, parameters, labels, dtype/device support and availability against the registry, and every
     setting built at the suite's shapes (on the meta device where the variant allows it), so that a suite
     that validates does not fail cell by cell at run time."""
     problems, labels, runnable = [], {}, 0
+    unsupported: dict[str, list[str]] = {}  # layer field -> "name (variants[i])" of the entries that cannot run it
     device_type = torch.device(suite.layer.device).type
-    for module in suite.modules():  # first, so that what they register is known to every entry, in any order
-        with contextlib.suppress(Exception):  # an import error is reported at the entry that names the module
-            importlib.import_module(module)
+    _import_modules(suite.modules())
     for i, entry in enumerate(suite.variants):
-        where = f"{path}:{_line_of(root, ('variants', i)) or 1}: variants[{i}]"
-        try:
-            spec = variant_info(entry.name)
-        except VariantError as err:
-            problems.append(f"{where}.name: {err}")
+        where, spec, found = _entry(path, root, i, entry)
+        problems += found
+        if spec is None:
             continue
         for setting in entry.settings():
             label = entry.label_for(setting)
@@ -330,16 +353,19 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
                     "or give one entry its own `label:`"
                 )
             labels.setdefault(label, i)
-        reason = spec.cannot_run(device_type, suite.layer.dtype, "layer.dtype")
-        unsupported = [reason] if reason else []
-        runnable += not unsupported
-        unusable = ([] if (availability := spec.available).ok else [str(availability)]) + unsupported
-        if unusable:
-            if suite.execution.on_unavailable == "error":
-                problems.append(
-                    f"{where}: variant {entry.name!r} cannot run here: {'; '.join(unusable)}; fix that, or set "
-                    "execution.on_unavailable: skip to record it as unavailable"
-                )
+        caps = spec.capabilities
+        field = "layer.device" if device_type not in caps.devices else "layer.dtype"
+        if spec.cannot_run(device_type, suite.layer.dtype):
+            unsupported.setdefault(field, []).append(f"{spec.name} (variants[{i}])")
+        else:
+            runnable += 1
+        availability = spec.available
+        if not availability.ok and suite.execution.on_unavailable == "error":
+            problems.append(
+                f"{where}: variant {entry.name!r} cannot run here: {availability}; fix that, or set "
+                "execution.on_unavailable: skip to record it as unavailable"
+            )
+        if found or not availability.ok or spec.cannot_run(device_type, suite.layer.dtype):
             continue
         seen: set[str] = set()
         for setting in entry.settings():
@@ -350,6 +376,15 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
                     swept = {k: setting[k] for k in entry.sweep}
                     at = f" with {swept}" if swept else ""
                     problems.extend(f"{where}.params{at}: {line}" for line in problem.splitlines())
+    if suite.execution.on_unavailable == "error":
+        for field, names in unsupported.items():
+            value = suite.layer.device if field == "layer.device" else suite.layer.dtype
+            line = _line_of(root, tuple(field.split("."))) or 1
+            problems.append(
+                f"{path}:{line}: {field}: {value} is not supported by {', '.join(names)} (`attnzoo show NAME` lists "
+                "each one's devices and dtypes); change it, drop those variants, or set execution.on_unavailable: "
+                "skip to record them as unsupported"
+            )
     if not runnable and not problems:
         problems.append(
             f"{path}:1: variants: none of them supports layer.device {suite.layer.device} with layer.dtype "
@@ -357,6 +392,20 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
             "devices and dtypes)"
         )
     return problems
+
+
+def _entries_problems(path: str, root: yaml.Node, data: dict, err: ValidationError) -> list[str]:
+    """When the schema fails: what can still be checked of the variant entries that parse (names, parameters),
+    so that one `validate` reports every problem it can."""
+    entries = data.get("variants") if isinstance(data.get("variants"), list) else []
+    broken = {e["loc"][1] for e in err.errors() if e["loc"][:1] == ("variants",) and len(e["loc"]) > 1}
+    parsed = {}
+    for i, raw in enumerate(entries):
+        if i not in broken:
+            with contextlib.suppress(ValidationError):
+                parsed[i] = VariantEntry.model_validate(raw)
+    _import_modules(dict.fromkeys(e.name.partition(":")[0] for e in parsed.values() if ":" in e.name))
+    return [problem for i, entry in parsed.items() for problem in _entry(path, root, i, entry)[2]]
 
 
 def _shapes(suite: Suite) -> list[dict[str, int]]:
@@ -449,7 +498,9 @@ def load_suite(path: str | Path | None = None, *, check_variants: bool = True, i
     try:
         suite = model.model_validate(data)
     except ValidationError as err:
-        raise SuiteError(_schema_problems(shown, root, err, model)) from None
+        raise SuiteError(
+            _schema_problems(shown, root, err, model) + _entries_problems(shown, root, data, err)
+        ) from None
     suite._import_dir = import_dir or str(path.resolve().parent)
     if not check_variants:
         return suite

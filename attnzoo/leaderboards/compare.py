@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from attnzoo.harness.benchmark import Benchmark, benchmarks
-from attnzoo.harness.environment import machine
+from attnzoo.harness.environment import BUSY, machine
 from attnzoo.leaderboards.sources import Run, frame, identity
 
 ALPHA = 0.05
@@ -143,6 +143,19 @@ def environment_note(base: Run, new: Run) -> str:
     )
 
 
+def load_note(role: str, run: Run) -> str:
+    """A warning when the run was measured on a busy machine, as its manifest recorded at start and end."""
+    busy = {when: share for when in ("start", "end") if (share := run.manifest.get(f"load_{when}", {}).get("busy"))}
+    busy = {when: share for when, share in busy.items() if share > BUSY}
+    if not busy:
+        return ""
+    when = " and ".join(f"{share:.0%} at its {when}" for when, share in busy.items())
+    return (
+        f"**{role} ran on a busy machine** ({when} went to other work): its times may be slower than the machine "
+        "can do, and a difference in them may be the load rather than the code."
+    )
+
+
 def _table(changes: list[Change]) -> list[str]:
     lines = ["| cell | base | new | change | p | verdict |", "|---|---|---|---|---|---|"]
     for c in changes:
@@ -163,6 +176,9 @@ def report(base: Run, new: Run, changes: list[Change], threshold: float, fold: b
     ]
     if note := environment_note(base, new):
         out += ["", note]
+    for role, run in (("Base", base), ("New", new)):
+        if note := load_note(role, run):
+            out += ["", note]
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     tested = sum(c.p is not None for c in changes)
     out += [

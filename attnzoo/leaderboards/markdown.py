@@ -159,9 +159,15 @@ def _provenance(manifest: dict, df: pd.DataFrame) -> list[str]:
     return [" ".join(lines)] if lines else []
 
 
+def sentence(text: str) -> str:
+    """Text spliced into a paragraph ends as a sentence does."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def _setup_lines(suite: Any) -> list[str]:
     """What was measured: the suite's description, the layer shape, each benchmark's setup (a training recipe)."""
-    lines = [suite.description.strip()] if suite.description else []
+    lines = [sentence(suite.description)] if suite.description.strip() else []
     sections = suite.benchmarks.sections()
     if any(benchmark.per_length for benchmark, _ in sections):
         layer = suite.layer

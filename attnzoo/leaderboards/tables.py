@@ -18,6 +18,11 @@ FIGURE_ALT = {
 }
 
 
+def plural(count: int, word: str) -> str:
+    """'1 layer', '2 layers'."""
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
 def _cell_text(group: pd.DataFrame, fmt: Callable[[float], str]) -> str:
     row = group.iloc[-1]
     return fmt(row["value"]) if row["status"] == "ok" else status_text(row["status"])

@@ -84,7 +84,7 @@ def _defaults(task: str) -> dict[str, Any]:
 def check_options(task: str, options: dict[str, Any]) -> list[str]:
     """Problems with a task's options: unknown names (with a did-you-mean) and required ones missing."""
     if task not in TASKS:
-        close = difflib.get_close_matches(task, list(TASKS), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(task, list(TASKS), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return [f"unknown task {task!r}{hint} (tasks: {', '.join(TASKS)})"]
     defaults = _defaults(task)
@@ -100,7 +100,7 @@ def check_options(task: str, options: dict[str, Any]) -> list[str]:
             problems.append(f"task {task!r} recipe override: {err}".splitlines()[0])
     for name in (n for n in options if n != "recipe"):
         if name not in defaults:
-            close = difflib.get_close_matches(name, list(defaults), n=1, cutoff=0.5)
+            close = difflib.get_close_matches(name, list(defaults), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(f"task {task!r} has no option {name!r}{hint} (options: {', '.join(defaults)})")
     for name, default in defaults.items():

@@ -66,13 +66,16 @@ def format_validation_error(variant: str, params: type[BaseModel], err: Validati
     lines = []
     fields = list(params.model_fields)
     for e in err.errors():
-        name = ".".join(str(p) for p in e["loc"]) or "(parameters)"
-        if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(name, fields, n=1, cutoff=0.5)
+        name = ".".join(str(p) for p in e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        if not name:  # a check across parameters (a model validator): its message says it all
+            lines.append(f"{variant}: {message}")
+        elif e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             lines.append(f"{variant}: unknown parameter {name!r}{hint}")
         elif e["type"] == "missing":
             lines.append(f"{variant}: required parameter {name!r} is missing")
         else:
-            lines.append(f"{variant}: parameter {name!r} = {e.get('input')!r}: {e['msg']}")
+            lines.append(f"{variant}: parameter {name!r} = {e.get('input')!r}: {message}")
     return "\n".join(lines) + f"\n{variant}: {allowed_summary(params)}"

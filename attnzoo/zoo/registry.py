@@ -296,7 +296,7 @@ def variant_info(name: str) -> Variant:
         return _REGISTRY[name]
     if name in _PLUGIN_ERRORS:
         raise UnknownVariantError(f"variant plugin {name!r} failed to load: {_PLUGIN_ERRORS[name]}")
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownVariantError(
         f"unknown attention variant {name!r}{hint} (registered: {', '.join(sorted(_REGISTRY))}; "
