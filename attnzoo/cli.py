@@ -103,12 +103,52 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from attnzoo.zoo.conformance import check_variant
+
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # `module:Class` next to you, as `python -m` would find it
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-p {item}: give a parameter as NAME=VALUE, e.g. -p window=64")
+        params[key] = yaml.safe_load(value)
+    spec = variant_info(args.variant)
+    spec.validate_params(params)
+    results = check_variant(args.variant, **params)
+    table = Table(title=f"{spec.name}: the properties every variant must have", title_justify="left")
+    for column in ("check", "result", "what failed, and the fix"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        style = {"pass": "green", "fail": "red"}.get(r.status, "dim")
+        detail = f"{r.error}\nfix: {r.check.fix}" if r.status == "fail" else ""
+        table.add_row(r.check.name, f"[{style}]{r.status}[/]", escape(detail))
+    console.print(table)
+    caps = ", ".join(f"{k}={v}" for k, v in vars(spec.capabilities).items())
+    console.print(f"capabilities: {caps}", markup=False, highlight=False)
+    if spec.origin is not None and spec.plugin is None and ":" in spec.name:
+        console.print(
+            "a plain nn.Module class is checked with the default capabilities; to declare others, register it with "
+            "@attnzoo.register_variant(..., capabilities=attnzoo.Capabilities(...))",
+            highlight=False,
+        )
+    failed = sum(r.status == "fail" for r in results)
+    console.print(
+        f"{len(results) - failed} of {len(results)} checks pass or do not apply; {failed} failed", highlight=False
+    )
+    return 1 if failed else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
     from attnzoo.harness.suite import default_suite_path, load_suite, runtime_problems
     from attnzoo.leaderboards.tables import plural
 
-    suite = load_suite(args.suite)
+    path = Path(args.suite) if args.suite else default_suite_path()
+    suite = load_suite(path, text=_overridden(args, path))
     for problem in runtime_problems(suite):  # fine to validate here, not to run here
         err_console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     cells = plan(suite)
@@ -121,6 +161,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overridden(args: argparse.Namespace, path: Path) -> str | None:
+    """The suite's text with the command line's overrides, or None (the file as it is) without any."""
+    from attnzoo.harness.suite import with_overrides
+
+    given = {k: getattr(args, k) for k in ("variants", "seq_lens", "benchmarks")}
+    if all(v is None for v in given.values()):
+        return None
+    if not path.exists():
+        return None  # load_suite says so
+    return with_overrides(path.read_text(), **given)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _lengths(text: str) -> list[int]:
+    try:
+        return [int(n) for n in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give lengths as integers, e.g. 512,1024") from None
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--variants",
+        type=_names,
+        metavar="A,B",
+        help="only these variants (the suite's entries of those names, else by name)",
+    )
+    p.add_argument("--seq-lens", type=_lengths, metavar="N,M", help="these sequence lengths instead of the suite's")
+    p.add_argument(
+        "--benchmarks", type=_names, metavar="A,B", help="only these benchmarks (defaults where the suite has none)"
+    )
+
+
 def _suite_for_run(args: argparse.Namespace):
     """(suite, its text, run directory) for a new run or a resumed one."""
     from attnzoo.harness.rundir import RunStore
@@ -131,8 +207,11 @@ def _suite_for_run(args: argparse.Namespace):
         if flags := [flag for flag, given in (("--force", args.force), ("--retry-errors", args.retry_errors)) if given]:
             raise UsageError(f"{' and '.join(flags)} only apply to a resumed run: add --resume RUN_DIR")
         path = Path(args.suite) if args.suite else default_suite_path()
-        suite = load_suite(path)
-        return suite, path.read_text(), Path(args.out) if args.out else default_run_dir(suite)
+        text = _overridden(args, path)
+        suite = load_suite(path, text=text)  # the suite as run, overrides applied, is what the run stores
+        return suite, text or path.read_text(), Path(args.out) if args.out else default_run_dir(suite)
+    if any(getattr(args, k) is not None for k in ("variants", "seq_lens", "benchmarks")):
+        raise UsageError("--variants, --seq-lens and --benchmarks shape a new run; a resumed run keeps its suite")
     if args.out:
         raise UsageError("--resume continues a run in its own directory; drop --out")
     store = RunStore(args.resume)
@@ -151,9 +230,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
     from attnzoo.harness.runner import progress_units, run_suite
     from attnzoo.leaderboards.publish import publish_run
+    from attnzoo.leaderboards.tables import plural
 
     suite, text, run_dir = _suite_for_run(args)
     cells = plan(suite)
+    if args.dry_run:
+        for cell in cells:
+            print(_describe(cell))
+        console.print(f"{plural(len(cells), 'cell')} would run in {run_dir} (nothing was run)", highlight=False)
+        return 0
     report = _progress(suite.name, progress_units(cells), len(cells), args.quiet)
     try:
         with report:
@@ -406,6 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one variant: parameters, capabilities, paper, deviations")
     p.add_argument("name")
     p.set_defaults(func=cmd_show)
+    p = sub.add_parser(
+        "check", help="check a variant (a registered name or module:Class) for the properties every variant needs"
+    )
+    p.add_argument("variant", help="a registered name, or module:Class (imported from the current directory)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter (repeatable)")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", help="run a suite (default: the embedded quick suite) and write a leaderboard")
     p.add_argument("suite", nargs="?", help="suite YAML; omitted: the packaged default suite")
     p.add_argument("--out", help="run directory (default: runs/<suite>-<timestamp>)")
@@ -419,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: run cells that ended in error again (their rows move to superseded.jsonl)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display or summary table")
+    p.add_argument("--dry-run", action="store_true", help="list the cells the run would measure, and stop")
+    _add_overrides(p)
     p.add_argument(
         "--executor",
         choices=["local", "ray"],
@@ -428,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
+    _add_overrides(p)
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("errors", help="every cell of a run that errored, with its traceback")
     p.add_argument("run", metavar="RUN", help="run directory")

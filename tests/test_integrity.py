@@ -364,3 +364,49 @@ def test_resume_only_flags_without_resume_are_refused(tmp_path):
         done = cli("run", str(path), flag, "--out", str(tmp_path / "run"))
         assert done.returncode == 2 and f"{flag} only apply to a resumed run: add --resume RUN_DIR" in done.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_check_runs_the_conformance_checks_on_an_unpackaged_class_and_says_what_to_declare(tmp_path):
+    (tmp_path / "bucketed.py").write_text(
+        textwrap.dedent("""
+        import torch
+        import torch.nn.functional as F
+        import attnzoo
+
+
+        @attnzoo.register_variant("bucketed", description="Pads to a bucket of 16", source="here")
+        class Bucketed(attnzoo.ProjectedAttention):
+            def attend(self, q, k, v, mask=None):
+                n = q.shape[-2]
+                pad = -n % 16  # pads internally, so the result depends on the padded length
+                k, v = F.pad(k, (0, 0, 0, pad)), F.pad(v, (0, 0, 0, pad))
+                keep = F.pad(mask, (0, pad), value=True) if mask is not None else None
+                bias = None if keep is None else keep[:, None, None, :]
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        """)
+    )
+    done = cli("check", "bucketed:Bucketed", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = " ".join(done.stdout.replace("│", " ").split())
+    assert "padded equals unpadded fail" in text and "Capabilities(padding_equivalent= False)" in text
+    assert "padded positions do not leak pass" in text and "1 failed" in text
+    assert cli("check", "sdpa", "-p", "causal=true").returncode == 0
+    bad = cli("check", "sdpa", "-p", "casual=true")
+    assert bad.returncode == 2 and "did you mean 'causal'" in bad.stderr
+
+
+def test_command_line_overrides_shape_the_run_and_are_what_it_stores(tmp_path):
+    path = write_suite(tmp_path, {**TINY, "variants": ["vanilla", {"name": "s3attention", "params": {"s1": 4}}]})
+    args = ["--variants", "s3attention,sdpa", "--seq-lens", "48", "--benchmarks", "efficiency"]
+    dry = cli("run", str(path), *args, "--dry-run", "--out", str(tmp_path / "run"))
+    assert dry.returncode == 0 and not (tmp_path / "run").exists()
+    assert dry.stdout.splitlines()[:2] == ["efficiency s3attention(s1=4) n=48", "efficiency sdpa n=48"]
+    assert "2 cells would run" in dry.stdout
+    done = cli("run", str(path), *args, "--out", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    stored = load_suite(tmp_path / "run" / "suite.yaml")
+    assert [e.name for e in stored.variants] == ["s3attention", "sdpa"] and stored.variants[0].params == {"s1": 4}
+    assert stored.seq_lens == [48] and list(stored.benchmarks.enabled()) == ["efficiency"]
+    assert cli("run", "--resume", str(tmp_path / "run"), "--quiet").returncode == 0  # resumes the stored suite
+    refused = cli("run", "--resume", str(tmp_path / "run"), "--seq-lens", "64")
+    assert refused.returncode == 2 and "a resumed run keeps its suite" in refused.stderr

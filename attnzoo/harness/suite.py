@@ -475,15 +475,22 @@ def _read(path: Path) -> str:
     return text
 
 
-def load_suite(path: str | Path | None = None, *, check_variants: bool = True, import_dir: str | None = None) -> Suite:
+def load_suite(
+    path: str | Path | None = None,
+    *,
+    check_variants: bool = True,
+    import_dir: str | None = None,
+    text: str | None = None,
+) -> Suite:
     """Read and validate a suite; raises SuiteError listing every problem.
 
     `module:Class` variants are imported with `import_dir` (default: the suite's directory) on sys.path, as
     `python -m` puts the current directory there. check_variants=False checks the schema alone (to re-render
-    stored results where a plugin is no longer installed)."""
+    stored results where a plugin is no longer installed). `text`: the suite's text as it is to run (the file's
+    with command-line overrides applied), read from `path` when not given."""
     path = Path(path) if path is not None else default_suite_path()
     shown = str(path)
-    text = _read(path)
+    text = _read(path) if text is None else text
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -510,3 +517,35 @@ def load_suite(path: str | Path | None = None, *, check_variants: bool = True, i
     if problems:
         raise SuiteError(problems)
     return suite
+
+
+def with_overrides(
+    text: str,
+    variants: list[str] | None = None,
+    seq_lens: list[int] | None = None,
+    benchmarks: list[str] | None = None,
+) -> str:
+    """The suite's text with command-line overrides applied, as it will run and be stored: `variants` keeps the
+    suite's entries of those names (with their parameters and sweeps) and adds the others by name; `seq_lens`
+    replaces the lengths; `benchmarks` keeps those sections (a benchmark the suite lacks runs with its defaults).
+    Without overrides the text is returned as written, comments and all."""
+    if variants is None and seq_lens is None and benchmarks is None:
+        return text
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        return text  # load_suite says what is wrong with it
+    if variants is not None:
+        entries = data.get("variants") or []
+        named = lambda e: e if isinstance(e, str) else e.get("name") if isinstance(e, dict) else None  # noqa: E731
+        data["variants"] = [e for name in variants for e in ([e for e in entries if named(e) == name] or [name])]
+    if seq_lens is not None:
+        data["seq_lens"] = seq_lens
+    if benchmarks is not None:
+        sections = data.get("benchmarks") or {}
+        data["benchmarks"] = {name: sections.get(name) or {} for name in benchmarks}
+    applied = ", ".join(
+        f"--{flag} {','.join(map(str, values))}"
+        for flag, values in (("variants", variants), ("seq-lens", seq_lens), ("benchmarks", benchmarks))
+        if values is not None
+    )
+    return f"# the suite as run, with {applied}\n" + yaml.safe_dump(data, sort_keys=False)
