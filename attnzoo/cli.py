@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -278,7 +279,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_summary(summary.rows)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.status_counts().items()))
-    console.print(f"run {run_dir}: {counts}; leaderboard {run_dir / 'leaderboard.md'}", highlight=False, soft_wrap=True)
+    console.print(
+        f"run {run_dir}: {plural(len(cells), 'cell')} ({counts}); leaderboard {run_dir / 'leaderboard.md'}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if summary.errors:
         err_console.print(
             f"[red]{len(summary.errors)} cell(s) errored unexpectedly[/] (their tracebacks: attnzoo errors {run_dir}):",
@@ -355,7 +360,7 @@ class _LineProgress:
 class _BarProgress:
     """A live progress bar on a terminal."""
 
-    def __init__(self, suite: str, total: int, quiet: bool):
+    def __init__(self, suite: str, total: int, quiet: bool, unit: str):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -370,6 +375,7 @@ class _BarProgress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn(unit),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -396,7 +402,8 @@ class _BarProgress:
         self.bar.update(
             self.task,
             description=f"{self.suite}: {escape(_describe(cell))}: step {message['step']}/{message['steps']} "
-            f"loss {message['loss']:.3f} {message.get('val_metric', 'val')} {message['val']:.3f}",
+            f"loss {message['loss']:.3f}"
+            + (f" {message.get('val_metric', 'val')} {message['val']:.3f}" if message.get("val") is not None else ""),
         )
 
 
@@ -407,7 +414,8 @@ def _describe(cell) -> str:
 def _progress(suite: str, units: int, cells: int, quiet: bool):
     if not quiet and not err_console.is_terminal:
         return _LineProgress(suite, cells)
-    return _BarProgress(suite, units, quiet)
+    # A time cell takes one worker run per repetition: the bar counts worker runs then, and says so.
+    return _BarProgress(suite, units, quiet, "worker runs" if units != cells else "cells")
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -480,8 +488,32 @@ def _version() -> str:
     return f"attnzoo {version('attnzoo')} (torch {torch.__version__}, Python {platform.python_version()})"
 
 
+DESCRIPTION = """attnzoo compares efficient attention mechanisms honestly: every variant behind one
+interface, measured by one harness (time, memory, FLOPs, approximation error, accuracy and forecasting with one
+training recipe) side by side on your machine, and published as a markdown leaderboard. A suite (YAML) says which
+variants, lengths and benchmarks; each cell runs in its own worker process, a failure is recorded and the run
+goes on, and a killed run resumes where it stopped."""
+
+EXAMPLES = """\
+examples:
+  attnzoo run                          the default suite (about four minutes on 2 CPU cores)
+  attnzoo run suite.yaml --variants sdpa,s3attention --seq-lens 1024,4096 --dry-run
+  attnzoo run --resume runs/quick-20260101-120000
+  attnzoo check my_module:MyAttention  check your own variant before you run it
+  attnzoo list '*former'; attnzoo show s3attention
+  attnzoo leaderboard runs/a runs/b -o published --format md,csv,json
+  attnzoo compare runs/base runs/new --fail-on-regression
+
+`attnzoo COMMAND --help` describes each command."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnzoo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="attnzoo",
+        description=textwrap.fill(DESCRIPTION, 79),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="the registered variants, their capabilities and availability")

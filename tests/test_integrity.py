@@ -262,8 +262,10 @@ def test_a_variant_registered_next_to_the_suite_is_known_by_its_name_in_workers_
     done = cli("leaderboard", str(tmp_path / "run"), cwd=elsewhere)
     assert done.returncode == 0, done.stderr
     board = (tmp_path / "run" / "leaderboard.md").read_text()
-    names = {line.split(" | ")[0].strip("| ") for line in board.splitlines() if line.startswith("| my_window")}
-    assert names == {"my_window", "my_window(window=8)"}  # one name per setting, the headline's, in every table
+    headline, tables = board.split("## Peak memory")
+    names = {line.split(" | ")[0].strip("| ") for line in tables.splitlines() if line.startswith("| my_window")}
+    assert names == {"my_window(window=16)", "my_window(window=8)"}  # one name per setting, in every table
+    assert "| my_window | window=16 |" in headline and "| ↳ my_window(window=8) | window=8 |" in headline
     assert "| plain:Doubler | width=5 |" in board  # a plain class's defaults sized, rendered from elsewhere
 
 
@@ -410,3 +412,9 @@ def test_command_line_overrides_shape_the_run_and_are_what_it_stores(tmp_path):
     assert cli("run", "--resume", str(tmp_path / "run"), "--quiet").returncode == 0  # resumes the stored suite
     refused = cli("run", "--resume", str(tmp_path / "run"), "--seq-lens", "64")
     assert refused.returncode == 2 and "a resumed run keeps its suite" in refused.stderr
+
+
+def test_help_says_what_attnzoo_is_and_shows_examples():
+    done = cli("--help")
+    assert done.returncode == 0 and "compares efficient attention mechanisms" in done.stdout
+    assert "examples:" in done.stdout and "attnzoo check my_module:MyAttention" in done.stdout

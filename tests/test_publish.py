@@ -332,3 +332,13 @@ def test_compare_says_when_a_run_was_measured_on_a_busy_machine(speed_run, tmp_p
     report = capsys.readouterr().out
     assert "**New ran on a busy machine** (60% at its start went to other work)" in report
     assert "Base ran on a busy machine" not in report
+
+
+def test_results_loads_runs_as_the_leaderboard_reads_them(speed_run, accuracy_run):
+    import attnzoo
+
+    df = attnzoo.results(str(speed_run), str(accuracy_run))
+    times = df.query("metric == 'time'").pivot_table("value", "setting", "seq_len")
+    assert times.loc["s3attention", 16384] == pytest.approx(0.05)
+    assert set(df["run"]) == {0, 1} and {"setting", "variant", "status", "extra", "task"} <= set(df.columns)
+    assert len(df) == len(efficiency_rows()) + len(accuracy_rows())

@@ -1,6 +1,7 @@
 """Accuracy tasks: generators are right and deterministic, loaders read the released formats, training resumes."""
 
 import gzip
+import math
 import pickle
 import struct
 
@@ -196,3 +197,14 @@ def test_validate_finds_missing_task_files_relative_to_the_suite(tmp_path):
     (lra / "basic_test.tsv").write_text("Source\tTarget\n( MAX 1 2 )\t2\n")
     del tasks["text"]
     assert load_suite(write_suite(tmp_path, suite)).name == "paths"  # relative to the suite, not the cwd
+
+
+def test_training_reports_steps_and_loss_before_its_first_validation(monkeypatch):
+    from attnzoo.tasks.train import StepReport
+
+    monkeypatch.setattr(StepReport, "interval_s", 0.0)
+    messages = []
+    recipe = Recipe(steps=6, batch_size=8, eval_every=6, warmup_steps=1, dim=16, ffn_dim=32)
+    train(tiny_task(), "sdpa", {}, recipe, seed=0, progress=messages.append)
+    assert [m["step"] for m in messages[:5]] == [1, 2, 3, 4, 5] and messages[0]["val"] is None
+    assert all(math.isfinite(m["loss"]) for m in messages) and messages[-1]["val"] is not None

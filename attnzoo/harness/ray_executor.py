@@ -8,13 +8,16 @@ directory, so a killed driver loses at most the cells in flight. Failures are st
 - a task running past the cell timeout: cancelled (its process killed) from the driver: ``timeout``.
 
 Placement: a cell of a benchmark that packs (training, approximation) asks for its torch threads as CPUs (and the
-suite's GPUs and memory) and packs with others. A cell of an exclusive benchmark (timing) takes every CPU of one node
-(pinned by node affinity), so nothing else Ray schedules shares that machine while it is timed; all of a run's
-exclusive cells go to the same node, so their times compare.
+suite's GPUs and memory) and packs with others, each in a fresh Ray worker. The cells of an exclusive benchmark
+(timing) go to one node (so their times compare) and run through a runner actor there that holds every CPU of that
+node (pinned by node affinity), so nothing else Ray schedules shares the machine while it is timed; the actor forks
+each repetition from a preloaded forkserver, as the local executor does, instead of starting a Ray worker that
+imports torch for every repetition. The actor is released when the packed cells start.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -23,8 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from attnzoo.harness.benchmark import Progress, get_benchmark
-from attnzoo.harness.executor import execute
+from attnzoo.harness.executor import LocalExecutor, execute
 from attnzoo.harness.records import Cell, Outcome
+
+GRACE_S = 30  # past the cell timeout, for the runner actor to report a timeout it enforced itself
 
 
 class ExecutorError(Exception):
@@ -58,6 +63,22 @@ def _run_cell(cell: Cell, job: str, options: dict, workdir: str | None, memory_l
     return replace(execute(cell, job, options, workdir), where=where)
 
 
+class _NodeRunner:
+    """A Ray actor on the timing node: each job runs in a worker forked from its preloaded forkserver."""
+
+    def __init__(self, timeout_s: float, memory_limit_gb: float | None, workdir: str | None):
+        import ray
+
+        if workdir and not Path(workdir).is_dir():
+            workdir = tempfile.mkdtemp(prefix="attnzoo-")
+        self.local = LocalExecutor(timeout_s, memory_limit_gb, workdir)
+        self.where = {"executor": "ray", "host": socket.gethostname(), "node": ray.get_runtime_context().get_node_id()}
+
+    def run(self, cell: Cell, job: str, options: dict) -> Outcome:
+        outcome = self.local.run(cell, None, job, **options)
+        return replace(outcome, where={**self.where, "pid": (outcome.where or {}).get("pid")})
+
+
 @dataclass
 class _Task:
     cell: Cell
@@ -65,6 +86,7 @@ class _Task:
     options: dict
     attempt: int = 1
     started: float = field(default_factory=time.monotonic)
+    on_runner: bool = False  # sent to the runner actor, which enforces the cell timeout itself
 
 
 class RayExecutor:
@@ -83,13 +105,21 @@ class RayExecutor:
     ):
         ray = self.ray = _ray()
         self.timeout_s, self.workdir, self.max_retries = timeout_s, workdir, max_retries
+        self.memory_limit_gb = memory_limit_gb
         self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.gpus, self.memory = gpus_per_cell, int(memory_gb_per_cell * 2**30) if memory_gb_per_cell else None
         if not ray.is_initialized():
             _check_reachable(address)
+            if not address:  # a private instance of this driver's: no token to set up, nothing to log
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             try:
                 # Without an address: a private local instance (not one that happens to run on this machine).
-                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    address=address or "local",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise ExecutorError(f"cannot reach the Ray cluster at {address}: {err}") from None
         self.remote = ray.remote(max_calls=1)(_run_cell)
@@ -97,6 +127,7 @@ class RayExecutor:
         self.capacity = max_in_flight or max(1, cpus)
         self.inflight: dict[object, _Task] = {}
         self._timing_node: dict | None = None
+        self._runner = None  # the runner actor on the timing node, while exclusive cells run
 
     def describe(self) -> dict:
         """For the manifest: what ran the cells."""
@@ -116,21 +147,36 @@ class RayExecutor:
             self._timing_node = nodes[0]
         return self._timing_node
 
-    def _options(self, cell: Cell) -> dict:
-        if get_benchmark(cell.benchmark).exclusive:  # timing repetitions and the calibration alike
+    def _runner_actor(self):
+        """The runner actor on the timing node, holding all its CPUs (started on first use)."""
+        if self._runner is None:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = self.timing_node()
             strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
-            return {"num_cpus": node["Resources"]["CPU"], "scheduling_strategy": strategy, "max_retries": 0}
-        extra = {"memory": self.memory} if self.memory else {}
-        return {"num_cpus": cell.threads or 1, "num_gpus": self.gpus, "max_retries": 0, **extra}
+            actor = self.ray.remote(_NodeRunner).options(
+                num_cpus=node["Resources"]["CPU"], scheduling_strategy=strategy
+            )
+            self._runner = actor.remote(self.timeout_s, self.memory_limit_gb, self.workdir)
+        return self._runner
+
+    def _release_runner(self) -> None:
+        if self._runner is not None:
+            self.ray.kill(self._runner)
+            self._runner = None
 
     def submit(
         self, cell: Cell, on_progress: Progress | None = None, job: str = "run", attempt: int = 1, **options
     ) -> None:
-        """Start the cell as a Ray task (progress is not streamed back from Ray tasks)."""
-        remote = self.remote.options(**self._options(cell))
+        """Start the cell: an exclusive one (timing repetitions, the calibration) on the runner actor, any other as
+        a Ray task of its own (progress is not streamed back from Ray)."""
+        if get_benchmark(cell.benchmark).exclusive:
+            ref = self._runner_actor().run.remote(cell, job, options)
+            self.inflight[ref] = _Task(cell, job, options, attempt, on_runner=True)
+            return
+        self._release_runner()  # the timing is over: its node's CPUs go back to the packed cells
+        extra = {"memory": self.memory} if self.memory else {}
+        remote = self.remote.options(num_cpus=cell.threads or 1, num_gpus=self.gpus, max_retries=0, **extra)
         ref = remote.remote(cell, job, options, self.workdir, self.memory_limit)
         self.inflight[ref] = _Task(cell, job, options, attempt)
 
@@ -140,15 +186,18 @@ class RayExecutor:
         ray = self.ray
         while True:
             now = time.monotonic()
-            deadline = min(t.started + self.timeout_s for t in self.inflight.values())
+            deadline = min(self._deadline(t) for t in self.inflight.values())
             ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=max(0.0, deadline - now))
             if not ready:
-                overdue = [ref for ref, t in self.inflight.items() if t.started + self.timeout_s <= time.monotonic()]
+                overdue = [ref for ref, t in self.inflight.items() if self._deadline(t) <= time.monotonic()]
                 if not overdue:
                     continue
                 ref = overdue[0]
-                ray.cancel(ref, force=True)
                 task = self.inflight.pop(ref)
+                if task.on_runner:  # stuck beyond its own timeout: the actor goes, a new one starts if needed
+                    self._release_runner()
+                else:
+                    ray.cancel(ref, force=True)
                 where = {"executor": "ray", "attempt": task.attempt}
                 return task.cell, Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s", where)
             ref = ready[0]
@@ -157,7 +206,13 @@ class RayExecutor:
                 outcome = ray.get(ref)
             except ray.exceptions.OutOfMemoryError as err:
                 outcome = Outcome("oom", [], f"killed by Ray's memory monitor: {_first_line(err)}")
-            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as err:
+            except (
+                ray.exceptions.WorkerCrashedError,
+                ray.exceptions.NodeDiedError,
+                ray.exceptions.RayActorError,
+            ) as err:
+                if task.on_runner:
+                    self._runner = None  # died with its node: the next exclusive cell starts another
                 if task.attempt <= self.max_retries:
                     self.submit(task.cell, None, task.job, task.attempt + 1, **task.options)
                     continue
@@ -167,6 +222,9 @@ class RayExecutor:
                 outcome = Outcome("error", [], f"{type(err).__name__}: {_first_line(err)}")
             where = {**(outcome.where or {"executor": "ray"}), "attempt": task.attempt}
             return task.cell, replace(outcome, where=where)
+
+    def _deadline(self, task: _Task) -> float:
+        return task.started + self.timeout_s + (GRACE_S if task.on_runner else 0)
 
     def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options) -> Outcome:
         """One cell, blocking (the timing rounds and the calibration): submitted alone and waited for."""

@@ -88,6 +88,31 @@ def _schedule(recipe: Recipe) -> Callable[[int], float]:
     return factor
 
 
+class StepReport:
+    """Training progress for the display: step and loss about once a second, and the validation score as each
+    one is taken, so that a long first stretch before the first validation does not look stalled."""
+
+    interval_s = 1.0
+
+    def __init__(self, progress: Callable[[dict], None] | None, steps: int):
+        self.progress, self.steps = progress, steps
+        self.val: float | None = None
+        self.last = time.perf_counter()
+
+    def step(self, step: int, loss: Callable[[], float]) -> None:
+        if self.progress and time.perf_counter() - self.last >= self.interval_s:
+            self._send(step, loss())
+
+    def validated(self, step: int, loss: float, val: float) -> None:
+        self.val = val
+        if self.progress:
+            self._send(step, loss)
+
+    def _send(self, step: int, loss: float) -> None:
+        self.last = time.perf_counter()
+        self.progress({"step": step, "steps": self.steps, "loss": loss, "val": self.val})
+
+
 def train(
     task: TaskData,
     variant: str,
@@ -116,6 +141,7 @@ def train(
     permutation = None
     started = time.perf_counter() - state["seconds"]
     loss_value = math.nan
+    report = StepReport(progress, recipe.steps)
     while state["step"] < recipe.steps:
         step = state["step"]
         position = step % batches_per_epoch
@@ -135,6 +161,7 @@ def train(
         scheduler.step()
         loss_value = loss.item()
         state["step"] = step + 1
+        report.step(state["step"], loss.item)
         if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
             val = accuracy(model, task.val, recipe.batch_size * 4, recipe.eval_batches)
             if val > state["best_val"]:
@@ -143,8 +170,7 @@ def train(
             state["seconds"] = time.perf_counter() - started
             if checkpoint is not None:
                 _save(checkpoint, model, optimizer, scheduler, state)
-            if progress:
-                progress({"step": state["step"], "steps": recipe.steps, "loss": loss_value, "val": val})
+            report.validated(state["step"], loss_value, val)
     return TrainResult(
         state["test_at_best"], state["best_val"], state["best_step"], state["step"], time.perf_counter() - started
     )

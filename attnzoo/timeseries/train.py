@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from pydantic import Field
 
-from attnzoo.tasks.train import EncoderSize
+from attnzoo.tasks.train import EncoderSize, StepReport
 from attnzoo.timeseries.data import ForecastData, Windows
 from attnzoo.timeseries.models import NAIVE, AttentionForecaster, DLinear, repeat_last, seasonal_naive
 from attnzoo.zoo import create_attention
@@ -106,6 +106,7 @@ def fit(
     order = torch.Generator().manual_seed(seed)
     permutation, position, stale, step = torch.randperm(len(data.train), generator=order), 0, 0, 0
     model.train()
+    report = StepReport(progress, recipe.steps)
     while step < recipe.steps and stale < recipe.patience:
         if position >= len(permutation):  # a new epoch; the last partial batch of the previous one was used
             permutation, position = torch.randperm(len(data.train), generator=order), 0
@@ -117,14 +118,14 @@ def fit(
         loss.backward()
         optimizer.step()
         step += 1
+        report.step(step, loss.item)
         if step % recipe.eval_every == 0 or step == recipe.steps:
             val, _, _ = evaluate(model, data.val, device=device)
             if val < best["mse"]:
                 best, stale = {"mse": val, "step": step, "state": copy.deepcopy(model.state_dict())}, 0
             else:
                 stale += 1
-            if progress:
-                progress({"step": step, "steps": recipe.steps, "loss": loss.item(), "val": val})
+            report.validated(step, loss.item(), val)
     model.load_state_dict(best["state"])
     mse, mae, count = evaluate(model, data.test, device=device)
     return ForecastResult(mse, mae, best["mse"], best["step"], step, time.perf_counter() - started, count)
