@@ -184,6 +184,7 @@ def test_suite_errors_name_the_dataset_and_the_fix(tmp_path):
     assert "suite.yaml:" in err.value.problems[0] and "nowhere.csv: no such file" in err.value.problems[0]
 
 
+@pytest.mark.slow
 def test_forecasting_suite_runs_and_publishes_its_table(tmp_path):
     path = _suite(tmp_path)
     summary = run_suite(load_suite(path), path.read_text(), tmp_path / "run")
@@ -197,6 +198,7 @@ def test_forecasting_suite_runs_and_publishes_its_table(tmp_path):
     assert "seasonal period 24" in table and "seasonal period 7" in table
 
 
+@pytest.mark.slow
 def test_forecasting_table_matches_its_golden_file(tmp_path):
     check_golden("forecasting.md", markdown(build([load_run(_fixture_run(tmp_path))])))
 

@@ -102,6 +102,7 @@ def test_a_half_precision_gpu_suite_validates_for_the_exact_kernels(tmp_path):
     assert "layer.dtype: float16 is not supported by linformer (variants[0])" in refused[0]
 
 
+@pytest.mark.slow
 def test_missing_file_yaml_syntax_and_missing_cuda(tmp_path):
     assert "no such file" in problems(tmp_path / "absent.yaml")[0]
     unclosed = write_suite(tmp_path, "name: x\nvariants: [sdpa\nseq_lens: [64]\n", "bad.yaml")
@@ -118,6 +119,7 @@ def test_missing_file_yaml_syntax_and_missing_cuda(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_suite_without_traceback(tmp_path):
     path = write_suite(tmp_path, {**TINY, "seq_lens": "long"})
     done = subprocess.run([sys.executable, "-m", "attnzoo.cli", "run", str(path)], capture_output=True, text=True)
@@ -129,10 +131,12 @@ def test_validate_counts_cells(tmp_path, capsys):
     from attnzoo.cli import main
 
     assert main(["validate", str(write_suite(tmp_path, TINY))]) == 0
-    assert "8 cells" in capsys.readouterr().out  # 2 variants x 2 lengths x 2 benchmarks
+    out = " ".join(capsys.readouterr().out.split())
+    assert "8 cells (2 variant settings;" in out  # 2 variants x 2 lengths x 2 benchmarks
     assert len(plan(load_suite())) > 0  # the packaged default suite is valid
 
 
+@pytest.mark.slow
 def test_a_run_writes_results_manifest_and_leaderboard(tmp_path):
     rows, run_dir = run(tmp_path, TINY)
     by_status = {(r["variant"], r["benchmark"], r["status"]) for r in rows}
@@ -158,6 +162,7 @@ class Exploder(torch.nn.Module):
         raise RuntimeError("boom")
 
 
+@pytest.mark.slow
 def test_crashes_and_timeouts_are_recorded_and_the_run_goes_on(tmp_path):
     suite = {
         **TINY,
@@ -179,6 +184,7 @@ def test_crashes_and_timeouts_are_recorded_and_the_run_goes_on(tmp_path):
     assert status["vanilla"][0] == "timeout"
 
 
+@pytest.mark.slow
 def test_oom_is_recorded_and_larger_lengths_are_skipped(tmp_path):
     vm_size = int(re.search(r"VmSize:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
     suite = {
@@ -205,6 +211,7 @@ def test_oom_is_recorded_and_larger_lengths_are_skipped(tmp_path):
     assert {r["seq_len"]: r["status"] for r in rows} == {64: "ok", 8192: "oom", 16384: "skipped"}
 
 
+@pytest.mark.slow
 def test_resume_after_kill_redoes_nothing_finished(tmp_path):
     suite = {
         **TINY,
@@ -264,6 +271,7 @@ def test_peak_memory_grows_as_the_algorithm_says(name, n, expected):
     assert peaks[1] / peaks[0] == pytest.approx(expected, rel=0.15)
 
 
+@pytest.mark.slow
 def test_accuracy_smoke_suite_trains_every_task(tmp_path):
     path = Path(__file__).resolve().parents[1] / "suites" / "accuracy-smoke.yaml"
     summary = run_suite(load_suite(path), path.read_text(), tmp_path / "run")

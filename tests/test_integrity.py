@@ -56,6 +56,7 @@ def plugin_suite(tmp_path: Path, factor: int = 2) -> Path:
     return write_suite(tmp_path, suite)
 
 
+@pytest.mark.slow
 def test_a_run_directory_refuses_another_run(tmp_path):
     path = write_suite(tmp_path, FAST)
     run_dir = tmp_path / "run"
@@ -71,6 +72,7 @@ def test_a_run_directory_refuses_another_run(tmp_path):
     assert done.returncode == 2 and "is not the suite" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_environment_and_force_records_it(tmp_path):
     path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
     run_dir = tmp_path / "run"
@@ -91,6 +93,7 @@ def test_resume_refuses_a_changed_environment_and_force_records_it(tmp_path):
     assert store.manifest()["resumed"][0]["changes"][0].startswith("device_name")
 
 
+@pytest.mark.slow
 def test_changed_variant_code_is_not_reused(tmp_path):
     path = plugin_suite(tmp_path, factor=2)
     run_dir = tmp_path / "run"
@@ -156,6 +159,7 @@ def test_validate_builds_every_setting_and_reports_everything_at_once(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_binary_suite_file_is_a_clear_error(tmp_path):
     path = tmp_path / "suite.yaml"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
@@ -166,6 +170,7 @@ def test_binary_suite_file_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     suite = {**TINY, "seq_lens": [32, 48, 64, 96, 128, 192, 256, 384]}
     suite["benchmarks"] = {
@@ -195,6 +200,7 @@ class Sleeper(attnzoo.zoo.base.ProjectedAttention):
         return v
 
 
+@pytest.mark.slow
 def test_a_timeout_skips_longer_lengths(tmp_path):
     suite = {
         **FAST,
@@ -208,6 +214,7 @@ def test_a_timeout_skips_longer_lengths(tmp_path):
     assert "skipped after timeout at n=32" in rows[-1]["error"]
 
 
+@pytest.mark.slow
 def test_a_class_next_to_the_suite_runs_and_renders_without_it(tmp_path):
     path = plugin_suite(tmp_path)
     elsewhere = tmp_path / "elsewhere"
@@ -246,6 +253,7 @@ class MyWindow(torch.nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_a_variant_registered_next_to_the_suite_is_known_by_its_name_in_workers_and_tables(tmp_path):
     (tmp_path / "myattn.py").write_text(REGISTERED)
     (tmp_path / "plain.py").write_text(PLUGIN.format(factor=2).replace("heads):", "heads, width=5):"))
@@ -256,6 +264,7 @@ def test_a_variant_registered_next_to_the_suite_is_known_by_its_name_in_workers_
     elsewhere.mkdir()
     done = cli("run", str(path), "--out", str(tmp_path / "run"), cwd=elsewhere)
     assert done.returncode == 0, done.stderr
+    assert "│ my_window(window=8) " in done.stdout  # the summary names it as the tables do, brackets and all
     rows = RunStore(tmp_path / "run").rows()
     assert {r["status"] for r in rows} <= {"ok", "unsupported"}  # no approximation without capabilities
     assert {r["variant"] for r in rows} == {"my_window", "plain:Doubler"}
@@ -269,6 +278,7 @@ def test_a_variant_registered_next_to_the_suite_is_known_by_its_name_in_workers_
     assert "| plain:Doubler | width=5 |" in board  # a plain class's defaults sized, rendered from elsewhere
 
 
+@pytest.mark.slow
 def test_without_a_terminal_each_finished_cell_prints_a_line(tmp_path):
     path = write_suite(tmp_path, {**FAST, "seq_lens": [32, 64]})
     done = cli("run", str(path), "--out", str(tmp_path / "run"))  # stderr is a pipe here
@@ -281,6 +291,7 @@ def test_without_a_terminal_each_finished_cell_prints_a_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_cli_list_has_one_line_per_variant_json_and_version():
     done = cli("list")  # piped: whole lines, reasons not cut
     xformers = attnzoo.variant_info("xformers").available
@@ -305,6 +316,7 @@ def test_max_seq_len_must_be_positive():
             attnzoo.create_attention("s3attention", 32, 2, max_seq_len=bad)
 
 
+@pytest.mark.slow
 def test_retry_errors_runs_errored_cells_again_and_keeps_their_rows_aside(tmp_path):
     ready = tmp_path / "dataset-installed"
     (tmp_path / "needy.py").write_text(
@@ -342,6 +354,7 @@ def test_installing_the_executor_does_not_count_as_a_changed_environment():
     assert changes(before, {"packages": {"torch": "2.14.0"}}) == ["packages.torch: '2.13.0' -> '2.14.0'"]
 
 
+@pytest.mark.slow
 def test_errored_cells_are_named_with_their_task_and_their_tracebacks_are_one_command_away(tmp_path):
     (tmp_path / "broken.py").write_text(
         "import torch\n\n\nclass Broken(torch.nn.Module):\n    def __init__(self, dim, heads):\n"
@@ -360,6 +373,7 @@ def test_errored_cells_are_named_with_their_task_and_their_tracebacks_are_one_co
     assert 'raise RuntimeError("this layer is broken")' in shown.stdout.replace("'", '"')
 
 
+@pytest.mark.slow
 def test_resume_only_flags_without_resume_are_refused(tmp_path):
     path = write_suite(tmp_path, FAST)
     for flag in ("--force", "--retry-errors"):
@@ -368,6 +382,7 @@ def test_resume_only_flags_without_resume_are_refused(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_check_runs_the_conformance_checks_on_an_unpackaged_class_and_says_what_to_declare(tmp_path):
     (tmp_path / "bucketed.py").write_text(
         textwrap.dedent("""
@@ -397,6 +412,7 @@ def test_check_runs_the_conformance_checks_on_an_unpackaged_class_and_says_what_
     assert bad.returncode == 2 and "did you mean 'causal'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_command_line_overrides_shape_the_run_and_are_what_it_stores(tmp_path):
     path = write_suite(tmp_path, {**TINY, "variants": ["vanilla", {"name": "s3attention", "params": {"s1": 4}}]})
     args = ["--variants", "s3attention,sdpa", "--seq-lens", "48", "--benchmarks", "efficiency"]
@@ -414,7 +430,22 @@ def test_command_line_overrides_shape_the_run_and_are_what_it_stores(tmp_path):
     assert refused.returncode == 2 and "a resumed run keeps its suite" in refused.stderr
 
 
+@pytest.mark.slow
 def test_help_says_what_attnzoo_is_and_shows_examples():
     done = cli("--help")
     assert done.returncode == 0 and "compares efficient attention mechanisms" in done.stdout
     assert "examples:" in done.stdout and "attnzoo check my_module:MyAttention" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_adapter_example_runs_and_passes_check(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Registering a variant") :]
+    (tmp_path / "my_local.py").write_text(section.split("```python\n")[1].split("```")[0])
+    done = cli("check", "my_local:LocalWindow", "-p", "window_size=16", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    variants = ["my_local:LocalWindow", {"name": "local_window", "params": {"window_size": 8}}]
+    path = write_suite(tmp_path, {**FAST, "variants": variants, "seq_lens": [48]})
+    done = cli("run", str(path), "--out", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert {r["variant"] for r in RunStore(tmp_path / "run").rows()} == {"local_window"}

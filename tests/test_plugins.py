@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # real runs, locally and on Ray
+
 # The whole benchmark: its suite section, its job, its table and its headline column.
 BENCHMARK = '''
 import torch

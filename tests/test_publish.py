@@ -248,6 +248,8 @@ def test_leaderboard_command_writes_markdown_figures_csv_and_json(speed_run, acc
     headline = json.loads((out / "leaderboard.json").read_text())["headline"]
     assert {h["setting"]: h["longest_n"] for h in headline}["vanilla"] == 4096
     assert "speedup_low" in (out / "headline.csv").read_text().splitlines()[0]
+    s3 = {h["setting"]: h for h in headline}["s3attention"]
+    assert s3["runs"] == "efficiency: speed; accuracy: accuracy"  # the runs by name, not a dict of indices
     assert main(["leaderboard", str(speed_run), str(accuracy_run)]) == 2  # merging needs -o
     assert "name its directory with -o DIR" in capsys.readouterr().err
 

@@ -18,6 +18,7 @@ from attnzoo.harness.suite import load_suite
 from tests.test_harness import write_suite
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'attnzoo[ray]'")
+pytestmark = pytest.mark.slow  # a Ray instance per module, a run per test
 
 PLUGIN = """
 import os

@@ -161,6 +161,7 @@ def test_cli_list_and_show(capsys):
     assert "did you mean 'performer'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "attnzoo.cli", "show", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -137,6 +137,7 @@ def tiny_task() -> TaskData:
     return TaskData("tiny", *parts, num_classes=2, vocab_size=21, seq_len=16)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     recipe = Recipe(steps=200, batch_size=8, eval_every=50, warmup_steps=10, lr=3e-3, dim=16, ffn_dim=32)
     task = tiny_task()

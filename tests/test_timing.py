@@ -105,6 +105,7 @@ def test_speedups_are_paired_by_round_with_an_interval():
     assert "| fast | 4x (2–4) |" in table and coverage == pytest.approx(1 - 2 / 32)
 
 
+@pytest.mark.slow
 def test_repetitions_are_interleaved_and_saved(tmp_path):
     path = write_suite(tmp_path, TIMED)
     order = []
@@ -126,6 +127,7 @@ def test_repetitions_are_interleaved_and_saved(tmp_path):
     assert "busy" in manifest["load_start"] and "loadavg" in manifest["load_end"]
 
 
+@pytest.mark.slow
 def test_a_slow_probe_marks_cells_contended_and_the_leaderboard_says_so(tmp_path):
     path = write_suite(tmp_path, TIMED)
     # A calibration a million times faster than the probe: every block looks measured under contention.
@@ -138,6 +140,7 @@ def test_a_slow_probe_marks_cells_contended_and_the_leaderboard_says_so(tmp_path
     assert board.count("*contended*") >= 6
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_finished_repetitions(tmp_path):
     path = write_suite(tmp_path, TIMED)
     seen = []
@@ -172,6 +175,7 @@ def test_forward_backward_includes_the_input_gradient():
     assert seen == [True, True]
 
 
+@pytest.mark.slow
 def test_peak_memory_is_the_same_whatever_the_allocator_keeps(tmp_path):
     script = textwrap.dedent("""\
         import torch, attnzoo

@@ -49,6 +49,9 @@ class Executor(Protocol):
         ...
 
 
+CRASHED = "worker crashed"  # how an outcome starts when the worker process died under the cell
+
+
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
         return True
@@ -145,4 +148,4 @@ class LocalExecutor:
             receive.close()
         if worker.exitcode == -9:
             return Outcome("oom", [], "worker killed by SIGKILL (the kernel's out-of-memory killer)", where)
-        return Outcome("error", [], f"worker crashed with exit code {worker.exitcode}", where)
+        return Outcome("error", [], f"{CRASHED} with exit code {worker.exitcode}", where)

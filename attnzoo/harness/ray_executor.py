@@ -1,18 +1,22 @@
-"""Cells as Ray tasks: the same cell function as the local executor, one task per cell, on a Ray cluster.
+"""Cells on a Ray cluster: the same cell function as the local executor, run by runner actors.
 
-The driver submits, waits (ray.wait) and hands each outcome back as it arrives; only the driver writes the run
-directory, so a killed driver loses at most the cells in flight. Failures are statuses:
-- the cell's own exception (caught inside the task, as locally): ``error`` or ``oom``, never retried;
-- Ray's memory monitor killing the task: ``oom``;
-- a worker or node that dies under the task: retried up to ``max_retries`` times, then ``error`` with the reason;
-- a task running past the cell timeout: cancelled (its process killed) from the driver: ``timeout``.
+A runner is a Ray actor that runs one cell at a time, each in a worker forked from its own preloaded forkserver
+(exactly as the local executor does), so a cell never pays for a fresh process importing torch, and nothing leaks
+from one cell to the next. The driver submits, waits (ray.wait) and hands each outcome back as it arrives; only the
+driver writes the run directory, so a killed driver loses at most the cells in flight. Failures are statuses:
+- the cell's own exception (caught inside the worker, as locally): ``error`` or ``oom``, never retried;
+- Ray's memory monitor killing a runner: ``oom``;
+- a worker, runner or node that dies under the cell: retried up to ``max_retries`` times, then ``error`` with the
+  reason;
+- a cell running past the cell timeout: its worker killed by the runner: ``timeout`` (a runner that does not answer
+  within a grace period after that is killed from the driver).
 
-Placement: a cell of a benchmark that packs (training, approximation) asks for its torch threads as CPUs (and the
-suite's GPUs and memory) and packs with others, each in a fresh Ray worker. The cells of an exclusive benchmark
-(timing) go to one node (so their times compare) and run through a runner actor there that holds every CPU of that
-node (pinned by node affinity), so nothing else Ray schedules shares the machine while it is timed; the actor forks
-each repetition from a preloaded forkserver, as the local executor does, instead of starting a Ray worker that
-imports torch for every repetition. The actor is released when the packed cells start.
+Placement: a cell of a benchmark that packs (training, approximation) goes to a runner that asks for the cell's
+torch threads as CPUs (and the suite's GPUs and memory); idle runners of the same shape are reused, so cells pack up
+to the cluster's CPUs. The cells of an exclusive benchmark (timing) go to one runner on one node that holds every
+CPU of that node (pinned by node affinity), so nothing else Ray schedules shares the machine while it is timed and
+all of a run's times compare. Idle runners of the other kind are released before a runner is started, so the
+timing runner never waits for CPUs that idle packers hold, nor the reverse.
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from attnzoo.harness.benchmark import Progress, get_benchmark
-from attnzoo.harness.executor import LocalExecutor, execute
+from attnzoo.harness.executor import CRASHED, LocalExecutor
 from attnzoo.harness.records import Cell, Outcome
 
-GRACE_S = 30  # past the cell timeout, for the runner actor to report a timeout it enforced itself
+GRACE_S = 30  # past the cell timeout, for a runner to report the timeout it enforced itself
 
 
 class ExecutorError(Exception):
@@ -44,32 +49,16 @@ def _ray():
     return ray
 
 
-def _run_cell(cell: Cell, job: str, options: dict, workdir: str | None, memory_limit_bytes: int | None):
-    """The body of one Ray task (a fresh worker process per task: max_calls=1)."""
-    import resource
-
-    import ray
-
-    if memory_limit_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-    if workdir and not Path(workdir).is_dir():  # another machine without the driver's filesystem: local scratch
-        workdir = tempfile.mkdtemp(prefix="attnzoo-")
-    where = {
-        "executor": "ray",
-        "host": socket.gethostname(),
-        "node": ray.get_runtime_context().get_node_id(),
-        "pid": os.getpid(),
-    }
-    return replace(execute(cell, job, options, workdir), where=where)
-
-
-class _NodeRunner:
-    """A Ray actor on the timing node: each job runs in a worker forked from its preloaded forkserver."""
+class Runner:
+    """A Ray actor that runs cells one at a time, each in a worker forked from its preloaded forkserver."""
 
     def __init__(self, timeout_s: float, memory_limit_gb: float | None, workdir: str | None):
         import ray
 
-        if workdir and not Path(workdir).is_dir():
+        # This process's __main__ is Ray's worker script, which multiprocessing would re-import in every forked
+        # worker (half a second each); the cells need nothing from it.
+        vars(sys.modules["__main__"]).pop("__file__", None)
+        if workdir and not Path(workdir).is_dir():  # a node without the driver's filesystem: local scratch
             workdir = tempfile.mkdtemp(prefix="attnzoo-")
         self.local = LocalExecutor(timeout_s, memory_limit_gb, workdir)
         self.where = {"executor": "ray", "host": socket.gethostname(), "node": ray.get_runtime_context().get_node_id()}
@@ -84,13 +73,14 @@ class _Task:
     cell: Cell
     job: str
     options: dict
+    runner: object  # the actor handle running it
+    shape: tuple  # what the runner holds: ("timing", node) or (cpus, gpus, memory)
     attempt: int = 1
     started: float = field(default_factory=time.monotonic)
-    on_runner: bool = False  # sent to the runner actor, which enforces the cell timeout itself
 
 
 class RayExecutor:
-    """Submit cells to Ray and collect their outcomes; `run` is the blocking form the timing rounds use."""
+    """Submit cells to runner actors and collect their outcomes; `run` is the blocking form the timing rounds use."""
 
     def __init__(
         self,
@@ -106,7 +96,6 @@ class RayExecutor:
         ray = self.ray = _ray()
         self.timeout_s, self.workdir, self.max_retries = timeout_s, workdir, max_retries
         self.memory_limit_gb = memory_limit_gb
-        self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.gpus, self.memory = gpus_per_cell, int(memory_gb_per_cell * 2**30) if memory_gb_per_cell else None
         if not ray.is_initialized():
             _check_reachable(address)
@@ -122,12 +111,12 @@ class RayExecutor:
                 )
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise ExecutorError(f"cannot reach the Ray cluster at {address}: {err}") from None
-        self.remote = ray.remote(max_calls=1)(_run_cell)
+        self.actor = ray.remote(Runner)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max_in_flight or max(1, cpus)
         self.inflight: dict[object, _Task] = {}
+        self.idle: dict[tuple, list] = {}  # shape -> runners waiting for a cell
         self._timing_node: dict | None = None
-        self._runner = None  # the runner actor on the timing node, while exclusive cells run
 
     def describe(self) -> dict:
         """For the manifest: what ran the cells."""
@@ -147,84 +136,69 @@ class RayExecutor:
             self._timing_node = nodes[0]
         return self._timing_node
 
-    def _runner_actor(self):
-        """The runner actor on the timing node, holding all its CPUs (started on first use)."""
-        if self._runner is None:
+    def _runner(self, cell: Cell) -> tuple[object, tuple]:
+        """An idle runner of the shape the cell needs, or a new one (idle runners of other shapes released)."""
+        if get_benchmark(cell.benchmark).exclusive:  # timing repetitions and the calibration alike
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = self.timing_node()
+            shape = ("timing", node["NodeID"])
             strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
-            actor = self.ray.remote(_NodeRunner).options(
-                num_cpus=node["Resources"]["CPU"], scheduling_strategy=strategy
-            )
-            self._runner = actor.remote(self.timeout_s, self.memory_limit_gb, self.workdir)
-        return self._runner
-
-    def _release_runner(self) -> None:
-        if self._runner is not None:
-            self.ray.kill(self._runner)
-            self._runner = None
+            options = {"num_cpus": node["Resources"]["CPU"], "scheduling_strategy": strategy}
+        else:
+            shape = (cell.threads or 1, self.gpus, self.memory)
+            options = {"num_cpus": shape[0], "num_gpus": self.gpus, **({"memory": self.memory} if self.memory else {})}
+        if self.idle.get(shape):
+            return self.idle[shape].pop(), shape
+        for other in [s for s in self.idle if s != shape]:
+            for runner in self.idle.pop(other):
+                self.ray.kill(runner)
+        return self.actor.options(**options).remote(self.timeout_s, self.memory_limit_gb, self.workdir), shape
 
     def submit(
         self, cell: Cell, on_progress: Progress | None = None, job: str = "run", attempt: int = 1, **options
     ) -> None:
-        """Start the cell: an exclusive one (timing repetitions, the calibration) on the runner actor, any other as
-        a Ray task of its own (progress is not streamed back from Ray)."""
-        if get_benchmark(cell.benchmark).exclusive:
-            ref = self._runner_actor().run.remote(cell, job, options)
-            self.inflight[ref] = _Task(cell, job, options, attempt, on_runner=True)
-            return
-        self._release_runner()  # the timing is over: its node's CPUs go back to the packed cells
-        extra = {"memory": self.memory} if self.memory else {}
-        remote = self.remote.options(num_cpus=cell.threads or 1, num_gpus=self.gpus, max_retries=0, **extra)
-        ref = remote.remote(cell, job, options, self.workdir, self.memory_limit)
-        self.inflight[ref] = _Task(cell, job, options, attempt)
+        """Start the cell on a runner (progress is not streamed back from Ray)."""
+        runner, shape = self._runner(cell)
+        ref = runner.run.remote(cell, job, options)
+        self.inflight[ref] = _Task(cell, job, options, runner, shape, attempt)
 
     def next_done(self) -> tuple[Cell, Outcome]:
         """Wait for the next cell to finish (or to run out of time) and return it with its outcome; a cell whose
-        worker died is resubmitted and waited for like the others."""
+        worker, runner or node died is resubmitted and waited for like the others."""
         ray = self.ray
         while True:
-            now = time.monotonic()
-            deadline = min(self._deadline(t) for t in self.inflight.values())
-            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=max(0.0, deadline - now))
+            deadline = min(t.started + self.timeout_s + GRACE_S for t in self.inflight.values())
+            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
-                overdue = [ref for ref, t in self.inflight.items() if self._deadline(t) <= time.monotonic()]
+                now = time.monotonic()
+                overdue = [ref for ref, t in self.inflight.items() if t.started + self.timeout_s + GRACE_S <= now]
                 if not overdue:
                     continue
-                ref = overdue[0]
-                task = self.inflight.pop(ref)
-                if task.on_runner:  # stuck beyond its own timeout: the actor goes, a new one starts if needed
-                    self._release_runner()
-                else:
-                    ray.cancel(ref, force=True)
+                task = self.inflight.pop(overdue[0])
+                ray.kill(task.runner)  # it did not enforce the timeout itself: it goes
                 where = {"executor": "ray", "attempt": task.attempt}
                 return task.cell, Outcome("timeout", [], f"exceeded the cell timeout of {self.timeout_s:g} s", where)
-            ref = ready[0]
-            task = self.inflight.pop(ref)
+            task = self.inflight.pop(ready[0])
             try:
-                outcome = ray.get(ref)
+                outcome = ray.get(ready[0])
+                died = outcome.status == "error" and outcome.error.startswith(CRASHED)
+                self.idle.setdefault(task.shape, []).append(task.runner)
             except ray.exceptions.OutOfMemoryError as err:
-                outcome = Outcome("oom", [], f"killed by Ray's memory monitor: {_first_line(err)}")
-            except (
-                ray.exceptions.WorkerCrashedError,
-                ray.exceptions.NodeDiedError,
-                ray.exceptions.RayActorError,
-            ) as err:
-                if task.on_runner:
-                    self._runner = None  # died with its node: the next exclusive cell starts another
-                if task.attempt <= self.max_retries:
-                    self.submit(task.cell, None, task.job, task.attempt + 1, **task.options)
-                    continue
-                reason = f"worker died on each of {task.attempt} attempts; last: {_first_line(err)}"
-                outcome = Outcome("error", [], reason)
+                outcome, died = Outcome("oom", [], f"killed by Ray's memory monitor: {_first_line(err)}"), False
+            except (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError) as err:
+                outcome, died = Outcome("error", [], _first_line(err)), True
             except ray.exceptions.RayError as err:
-                outcome = Outcome("error", [], f"{type(err).__name__}: {_first_line(err)}")
+                outcome, died = Outcome("error", [], f"{type(err).__name__}: {_first_line(err)}"), False
+            if died and task.attempt <= self.max_retries:
+                self.submit(task.cell, None, task.job, task.attempt + 1, **task.options)
+                continue
+            if died:
+                outcome = replace(
+                    outcome, error=f"worker died on each of {task.attempt} attempts; last: {outcome.error}"
+                )
             where = {**(outcome.where or {"executor": "ray"}), "attempt": task.attempt}
             return task.cell, replace(outcome, where=where)
-
-    def _deadline(self, task: _Task) -> float:
-        return task.started + self.timeout_s + (GRACE_S if task.on_runner else 0)
 
     def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options) -> Outcome:
         """One cell, blocking (the timing rounds and the calibration): submitted alone and waited for."""
