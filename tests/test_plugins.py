@@ -109,5 +109,6 @@ def test_a_benchmark_from_an_entry_point_runs_renders_and_compares(tmp_path, plu
     executor = "ray" if importlib.util.find_spec("ray") else "local"
     again = attnzoo(plugin, "run", "gain.yaml", "--out", "again", "--quiet", "--executor", executor, cwd=tmp_path)
     assert again.returncode == 0 and "4 ok" in again.stdout, again.stdout + again.stderr
+    assert "Token authentication" not in again.stderr and "Started a local Ray instance" not in again.stderr
     compared = attnzoo(plugin, "compare", "local", "again", "--format", "md", cwd=tmp_path)
     assert "sdpa n=32 gain" in compared.stdout and "**4 same.**" in compared.stdout, compared.stdout
