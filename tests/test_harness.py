@@ -277,7 +277,7 @@ def test_accuracy_smoke_suite_trains_every_task(tmp_path):
     summary = run_suite(load_suite(path), path.read_text(), tmp_path / "run")
     publish_run(tmp_path / "run")
     rows = summary.rows
-    assert {r["task"] for r in rows} == {"listops", "text", "retrieval", "image", "pathfinder"}
+    assert {r["task"] for r in rows} == {"listops", "text", "retrieval", "image", "pathfinder", "recall"}
     failed = "\n".join(f"{r['task']} {r['label']}: {r['status']}: {r['error']}" for r in rows if r["status"] != "ok")
     assert not failed, failed
     assert all(0 <= r["value"] <= 1 and r["seed"] == 0 for r in rows)

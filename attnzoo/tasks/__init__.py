@@ -1,7 +1,7 @@
 """Accuracy tasks in the style of the Long Range Arena: each builds seeded train/val/test token tensors."""
 
-from attnzoo.tasks import images, listops, pathfinder, text  # noqa: F401 - importing registers the tasks
-from attnzoo.tasks.base import PAD, Split, TaskData
+from attnzoo.tasks import images, listops, pathfinder, recall, text  # noqa: F401 - importing registers the tasks
+from attnzoo.tasks.base import IGNORE, PAD, Split, TaskData
 from attnzoo.tasks.registry import (
     TASKS,
     build_task,
@@ -13,6 +13,7 @@ from attnzoo.tasks.registry import (
 )
 
 __all__ = [
+    "IGNORE",
     "PAD",
     "TASKS",
     "Split",

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import torch
 
 PAD = 0  # token id 0 is padding in every task; real tokens start at 1
+IGNORE = -100  # the label of a position a per-token task does not score
 
 
 @dataclass
 class Split:
     tokens: torch.Tensor  # (N, n) long, or (N, 2, n) for two-document tasks
-    labels: torch.Tensor  # (N,) long
+    labels: torch.Tensor  # (N,) long; or (N, n) for a per-token task, IGNORE where a position is not scored
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -32,10 +33,12 @@ class TaskData:
     seq_len: int
     two_tower: bool = False
     note: str = ""  # e.g. that the data is a stand-in
+    per_token: bool = False  # a label per position (IGNORE where unscored) instead of one per sequence
 
     def chance(self) -> float:
-        """Accuracy of always predicting the test set's most frequent class."""
-        return float(torch.bincount(self.test.labels, minlength=self.num_classes).max() / len(self.test))
+        """Accuracy of always predicting the test set's most frequent class (over the scored positions)."""
+        labels = self.test.labels[self.test.labels != IGNORE]
+        return float(torch.bincount(labels, minlength=self.num_classes).max() / max(len(labels), 1))
 
 
 def pad_to(ids: list[int], n: int) -> list[int]:

@@ -44,14 +44,19 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList([Block(dim, ffn_dim, dropout, make_attention()) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def states(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n) tokens -> the final normed states (B, n, dim) and the mask of real tokens."""
         mask = tokens != PAD
         mask[:, 0] = True  # an empty document still has one position to pool
         x = self.tokens(tokens) + self.positions(torch.arange(tokens.shape[1], device=tokens.device))
         for block in self.blocks:
             x = block(x, mask)
+        return self.norm(x), mask
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, mask = self.states(tokens)
         keep = mask[..., None].to(x.dtype)
-        return (self.norm(x) * keep).sum(dim=1) / keep.sum(dim=1)
+        return (x * keep).sum(dim=1) / keep.sum(dim=1)
 
 
 class Classifier(nn.Module):
@@ -69,3 +74,15 @@ class Classifier(nn.Module):
             return self.head(self.encoder(tokens))
         u, v = self.encoder(tokens.flatten(0, 1)).unflatten(0, (tokens.shape[0], 2)).unbind(1)
         return self.head(torch.cat([u, v, u * v, u - v], dim=-1))
+
+
+class Tagger(nn.Module):
+    """Per-token classes from the same encoder's states (a per-token task such as associative recall)."""
+
+    def __init__(self, encoder: Encoder, dim: int, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder.states(tokens)[0])  # (B, n, classes)

@@ -16,17 +16,20 @@ Builder = Callable[..., TaskData]
 TASKS: dict[str, Builder] = {}
 _LENGTHS: dict[str, Callable[[dict[str, Any]], int]] = {}
 _FILES: dict[str, Callable[[dict[str, Any]], list[list[Path]]]] = {}
+_CHECKS: dict[str, Callable[[dict[str, Any]], list[str]]] = {}
 
 
 def register_task(
     name: str,
     length: Callable[[dict[str, Any]], int] | None = None,
     files: Callable[[dict[str, Any]], list[list[Path]]] | None = None,
+    check: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under `name`. Its sequence length is its `seq_len` option, else `resolution`² (an
     image read pixel by pixel), else what `length` computes from the options with defaults filled in. `files`
     lists, from the options (defaults filled in, `path` resolved), the files the task reads: each entry is a list
-    of alternatives, one of which must exist (checked by `attnzoo validate`)."""
+    of alternatives, one of which must exist (checked by `attnzoo validate`); `check` lists what is wrong with
+    the option values (defaults filled in), so that `validate` reports it rather than the run."""
 
     def decorator(builder: Builder) -> Builder:
         TASKS[name] = builder
@@ -34,6 +37,8 @@ def register_task(
             _LENGTHS[name] = length
         if files is not None:
             _FILES[name] = files
+        if check is not None:
+            _CHECKS[name] = check
         return builder
 
     return decorator
@@ -106,6 +111,8 @@ def check_options(task: str, options: dict[str, Any]) -> list[str]:
     for name, default in defaults.items():
         if default is inspect.Parameter.empty and name not in options:
             problems.append(f"task {task!r} needs option {name!r}")
+    if not problems and task in _CHECKS:
+        problems += _CHECKS[task]({**defaults, **{k: v for k, v in options.items() if k != "recipe"}})
     return problems
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from attnzoo.tasks.base import Split, TaskData
-from attnzoo.tasks.model import Classifier, Encoder
+from attnzoo.tasks.base import IGNORE, Split, TaskData
+from attnzoo.tasks.model import Classifier, Encoder, Tagger
 from attnzoo.zoo import create_attention
 
 
@@ -54,18 +54,28 @@ class TrainResult:
 Progress = Callable[[dict], None]
 
 
-def build_model(task: TaskData, variant: str, params: dict, recipe: Recipe) -> Classifier:
+def build_model(task: TaskData, variant: str, params: dict, recipe: Recipe) -> Classifier | Tagger:
     def make_attention() -> torch.nn.Module:
         return create_attention(variant, recipe.dim, recipe.heads, max_seq_len=task.seq_len, **params)
 
     encoder = Encoder(
         make_attention, task.vocab_size, task.seq_len, recipe.dim, recipe.depth, recipe.ffn_dim, recipe.dropout
     )
+    if task.per_token:
+        return Tagger(encoder, recipe.dim, task.num_classes)
     return Classifier(encoder, recipe.dim, task.num_classes, task.two_tower)
 
 
+def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over sequences (logits (B, C)) or over scored positions (logits (B, n, C))."""
+    if logits.dim() == 3:
+        logits = logits.transpose(1, 2)  # (B, C, n), as cross_entropy takes a class dimension second
+    return torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE)
+
+
 @torch.no_grad()
-def accuracy(model: Classifier, data: Split, batch_size: int, max_batches: int | None = None) -> float:
+def accuracy(model: Classifier | Tagger, data: Split, batch_size: int, max_batches: int | None = None) -> float:
+    """The share of sequences (or of scored positions) classified right."""
     model.eval()
     device = next(model.parameters()).device
     correct = total = 0
@@ -73,8 +83,9 @@ def accuracy(model: Classifier, data: Split, batch_size: int, max_batches: int |
         if max_batches is not None and i >= max_batches:
             break
         tokens, labels = data.tokens[start : start + batch_size], data.labels[start : start + batch_size]
-        correct += int((model(tokens.to(device)).argmax(dim=-1).cpu() == labels).sum())
-        total += len(labels)
+        scored = labels != IGNORE
+        correct += int(((model(tokens.to(device)).argmax(dim=-1).cpu() == labels) & scored).sum())
+        total += int(scored.sum())
     model.train()
     return correct / max(total, 1)
 
@@ -153,7 +164,7 @@ def train(
             )
         index = permutation[position * recipe.batch_size : (position + 1) * recipe.batch_size]
         tokens, labels = task.train.tokens[index].to(device), task.train.labels[index].to(device)
-        loss = torch.nn.functional.cross_entropy(model(tokens), labels)
+        loss = loss_of(model(tokens), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
