@@ -180,6 +180,7 @@ class AccuracyBenchmark(Benchmark):
             "best_step": result.best_step,
             "steps": result.steps,
             "train_seconds": result.seconds,
+            "step_seconds": result.step_seconds,
             "chance": task.chance(),
             "data": task.note,
             "sizes": [len(task.train), len(task.val), len(task.test)],

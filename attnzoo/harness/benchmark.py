@@ -30,7 +30,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ENTRY_POINT_GROUP = "attnzoo.benchmarks"
-BUILTIN = ("efficiency", "approximation", "accuracy", "forecasting")  # modules of attnzoo.benchmarks, in table order
+BUILTIN = (
+    "efficiency",
+    "approximation",
+    "accuracy",
+    "accuracy_by_length",
+    "forecasting",
+)  # modules of attnzoo.benchmarks, in table order
 
 Progress = Callable[[dict], None]
 
@@ -57,7 +63,8 @@ class Benchmark:
     name: ClassVar[str] = ""
     section: ClassVar[type[Section]] = Section
     exclusive: ClassVar[bool] = False  # cells are timed: alone on the machine, in interleaved rounds
-    per_length: ClassVar[bool] = False  # runs at the suite's seq_lens with the suite's layer
+    per_length: ClassVar[bool] = False  # runs at the suite's seq_lens (with the suite's layer, unless uses_layer)
+    uses_layer: ClassVar[bool] = True  # a per-length benchmark that trains a model of its own sets this False
     columns: ClassVar[tuple[str, ...]] = ()  # row columns besides seq_len that tell its measurements apart
     lower_is_better: ClassVar[dict[str, bool]] = {}  # metric -> direction; unlisted metrics: lower is better
     tested: ClassVar[dict[str, str]] = {}  # metric -> "log" | "linear": `compare` tests its samples (Welch's t)
@@ -158,6 +165,10 @@ class Benchmark:
     def headline_columns(self, rows: list, board: Any) -> list[tuple[str, dict[str, str], str]]:
         """(header, setting -> cell text, note) for each of its headline columns."""
         return []
+
+    def headline_sizes(self, values: Any, sizes: str) -> str:
+        """The sizes behind its headline values, given the setting's own (e.g. those that scale with n)."""
+        return sizes
 
     def headline_order(self, values: Any, setting: str, board: Any) -> tuple:
         """Its part of the headline's sort key (smaller first)."""

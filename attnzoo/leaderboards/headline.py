@@ -25,7 +25,7 @@ class Headline:
     runs: dict[str, int] = field(default_factory=dict)  # benchmark -> index of the run its values came from
     default: bool = False  # the variant at its default parameters
     under: str | None = None  # a setting folded under its variant's row: that row's name
-    sources: dict[str, Headline] = field(default_factory=dict, repr=False)  # benchmark -> the setting it shows
+    sizes_by: dict[str, str] = field(default_factory=dict)  # benchmark -> the sizes behind its values
 
     def record(self, board: Any) -> dict:
         """Flat values for CSV/JSON; `runs` names the runs the row's numbers come from."""
@@ -58,8 +58,11 @@ def build(df: pd.DataFrame, board: Any) -> list[Headline]:
             if values is None:
                 continue
             row.values[name] = values
+            row.sizes_by[name] = benchmark.headline_sizes(values, row.sizes)
             if (run := benchmark.headline_run(values)) is not None:
                 row.runs[name] = run
+    for row in rows:
+        row.sizes = _sizes_text(row.sizes_by, row.sizes)
     return [folded for variant in dict.fromkeys(r.variant for r in rows) for folded in _fold(variant, rows)]
 
 
@@ -76,19 +79,24 @@ def _fold(variant: str, rows: list[Headline]) -> list[Headline]:
             if name not in chosen or r is default:
                 chosen[name] = r
     used = list({id(r): r for r in chosen.values()}.values())
-    if len(used) == 1:
-        sizes = used[0].sizes
-    else:
-        sizes = "; ".join(f"{r.sizes} ({', '.join(n for n, c in chosen.items() if c is r)})" for r in used)
+    sizes_by = {name: r.sizes_by[name] for name, r in chosen.items()}
     row = Headline(
         variant,
         variant,
-        sizes,
+        _sizes_text(sizes_by, used[0].sizes),
         {name: r.values[name] for name, r in chosen.items()},
         {name: r.runs[name] for name, r in chosen.items() if name in r.runs},
-        sources=chosen,
+        sizes_by=sizes_by,
     )
     return [row, *(replace(r, under=row.setting) for r in mine if not any(r is u for u in used))]
+
+
+def _sizes_text(sizes_by: dict[str, str], fallback: str) -> str:
+    """One sizes text where every benchmark's values come from the same sizes, else each with its benchmarks."""
+    texts = list(dict.fromkeys(sizes_by.values()))
+    if len(texts) <= 1:
+        return texts[0] if texts else fallback
+    return "; ".join(f"{text} ({', '.join(n for n, s in sizes_by.items() if s == text)})" for text in texts)
 
 
 def best_of(values: dict[str, float | None], higher: bool) -> set[str]:
@@ -120,7 +128,7 @@ def table(rows: list[Headline], board: Any, run_names: list[str] | None = None) 
         if run_names:
             cells.append(", ".join(run_names[i] for i in sorted(set(r.runs.values()))))
         lines.append("| " + " | ".join(cells) + " |")
-    per_column = any(len(set(map(id, r.sources.values()))) > 1 for r in rows)
+    per_column = any(len(set(r.sizes_by.values())) > 1 for r in rows)
     notes = [f"Sizes: the parameters that size each variant, defaults included{PER_COLUMN * per_column}."]
     if any(r.under for r in rows):
         notes.append("↳: the variant's other settings, folded under its row (their values are not in the row).")

@@ -169,7 +169,7 @@ def _setup_lines(suite: Any) -> list[str]:
     """What was measured: the suite's description, the layer shape, each benchmark's setup (a training recipe)."""
     lines = [sentence(suite.description)] if suite.description.strip() else []
     sections = suite.benchmarks.sections()
-    if any(benchmark.per_length for benchmark, _ in sections):
+    if any(benchmark.per_length and benchmark.uses_layer for benchmark, _ in sections):
         layer = suite.layer
         lines.append(f"Layer: dim {layer.dim}, {layer.heads} heads, batch {layer.batch}, {layer.dtype}.")
     lines += [text for benchmark, section in sections if (text := benchmark.setup(suite, section))]

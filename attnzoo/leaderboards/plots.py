@@ -171,6 +171,26 @@ def bubble(settings: list[tuple], baseline: str, out: Path, stem: str) -> str | 
         return _save(fig, out / f"{stem}bubble.png")
 
 
+def accuracy_by_length(ok: pd.DataFrame, out: Path, stem: str) -> str | None:
+    """Accuracy (%) vs n, one line per setting (mean over seeds; band: min to max over seeds), one panel per task."""
+    tasks = list(dict.fromkeys(ok["task"]))
+    with rc_context(STYLE):
+        fig, axes = _figure(4.6 * len(tasks), 4.2, panels=len(tasks))
+        for ax, task in zip(axes, tasks, strict=True):
+            for i, setting, g in _groups(ok[ok["task"] == task]):
+                by_n = (g["value"] * 100).groupby(g["seq_len"])
+                ax.plot(by_n.mean().index, by_n.mean(), label=setting, **_style(i))
+                ax.fill_between(by_n.min().index, by_n.min(), by_n.max(), color=f"C{i % 10}", alpha=0.15, linewidth=0)
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.set_xlabel("sequence length n")
+            ax.set_title(f"{task}: accuracy vs n (band: range over seeds)")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("test accuracy (%)")
+        axes[-1].legend(fontsize=7, loc="best")
+        return _save(fig, out / f"{stem}accuracy_by_length.png")
+
+
 def _loglog(ax, xlabel: str, ylabel: str) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))

@@ -15,6 +15,7 @@ FIGURE_ALT = {
     "speedup": "speed-up over the baseline vs n",
     "approximation": "approximation error vs sample size",
     "bubble": "speed-up, accuracy and memory",
+    "accuracy_by_length": "accuracy vs n",
 }
 
 

@@ -49,6 +49,7 @@ class TrainResult:
     best_step: int
     steps: int
     seconds: float
+    step_seconds: float = 0.0  # mean wall time of a training step (forward, backward, update), evaluation left out
 
 
 Progress = Callable[[dict], None]
@@ -138,7 +139,7 @@ def train(
     model = build_model(task, variant, params, recipe).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe))
-    state = {"step": 0, "best_val": -1.0, "best_step": 0, "test_at_best": 0.0, "seconds": 0.0}
+    state = {"step": 0, "best_val": -1.0, "best_step": 0, "test_at_best": 0.0, "seconds": 0.0, "step_seconds": 0.0}
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location=device)
         model.load_state_dict(saved["model"])
@@ -164,13 +165,15 @@ def train(
             )
         index = permutation[position * recipe.batch_size : (position + 1) * recipe.batch_size]
         tokens, labels = task.train.tokens[index].to(device), task.train.labels[index].to(device)
+        stepping = time.perf_counter()
         loss = loss_of(model(tokens), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
         optimizer.step()
         scheduler.step()
-        loss_value = loss.item()
+        loss_value = loss.item()  # waits for the step to finish, on any device
+        state["step_seconds"] = state.get("step_seconds", 0.0) + time.perf_counter() - stepping
         state["step"] = step + 1
         report.step(state["step"], loss.item)
         if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
@@ -183,7 +186,12 @@ def train(
                 _save(checkpoint, model, optimizer, scheduler, state)
             report.validated(state["step"], loss_value, val)
     return TrainResult(
-        state["test_at_best"], state["best_val"], state["best_step"], state["step"], time.perf_counter() - started
+        state["test_at_best"],
+        state["best_val"],
+        state["best_step"],
+        state["step"],
+        time.perf_counter() - started,
+        state.get("step_seconds", 0.0) / max(state["step"], 1),
     )
 
 
