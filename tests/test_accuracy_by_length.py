@@ -100,3 +100,14 @@ def test_the_readme_example_validates(tmp_path):
     s3 = {c.seq_len: c.config.sizes for c in cells if c.variant == "s3attention"}
     assert s3[64] == {"s1": 8, "s2": 8} and s3[1024] == {"s1": 64, "s2": 64}
     assert {c.seq_len: c.config.options["num_kv_pairs"] for c in cells}[512] == 64
+
+
+def test_causal_trains_the_variants_that_can_mask_the_future_causally(tmp_path):
+    suite = {
+        **SUITE,
+        "variants": ["sdpa", "linformer"],
+        "benchmarks": {"accuracy_by_length": {**SECTION, "causal": True}},
+    }
+    cells = plan(load_suite(write_suite(tmp_path, suite)))
+    assert {c.variant: c.config.causal for c in cells} == {"sdpa": True, "linformer": False}
+    assert len({c.key for c in cells}) == len(cells)

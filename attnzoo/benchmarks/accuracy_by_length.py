@@ -29,6 +29,7 @@ from attnzoo.leaderboards.headline import best_of
 from attnzoo.leaderboards.tables import image_lines
 from attnzoo.tasks import TASKS, build_task, check_options
 from attnzoo.tasks.train import Recipe, train
+from attnzoo.zoo import variant_info
 
 
 class Scaled(BaseModel):
@@ -49,6 +50,7 @@ class AccuracyByLength(SeededSection):
         default_factory=dict, description="variant -> parameter -> its size as a fraction of n (the rest: fixed)"
     )
     recipe: Recipe = Field(default_factory=Recipe)
+    causal: bool = Field(False, description="train the variants that can mask future keys causally")
     baseline: str = Field("sdpa", description="the setting whose accuracy at each n the others are held to")
     fraction: float = Field(0.9, gt=0, le=1, description="'holds' while accuracy >= fraction x the baseline's")
 
@@ -68,9 +70,11 @@ class LengthCell:
     options: dict[str, Any]
     sizes: dict[str, int]
     recipe: dict[str, Any]
+    causal: bool = False
 
     def identity(self) -> dict[str, Any]:
-        return {"config": {"task_options": self.options, "sizes": self.sizes, "recipe": self.recipe}, "task": self.task}
+        config = {"task_options": self.options, "sizes": self.sizes, "recipe": self.recipe, "causal": self.causal}
+        return {"config": config, "task": self.task}
 
     def row(self) -> dict[str, Any]:
         return {"task": self.task}
@@ -104,7 +108,13 @@ class AccuracyByLengthBenchmark(Benchmark):
                 label,
                 setting,
                 n,
-                LengthCell(section.task, section.task_options(n), section.variant_sizes(variant, n), recipe),
+                LengthCell(
+                    section.task,
+                    section.task_options(n),
+                    section.variant_sizes(variant, n),
+                    recipe,
+                    section.causal and variant_info(variant).capabilities.causal,
+                ),
                 layer,
                 threads,
                 seed,
@@ -136,8 +146,10 @@ class AccuracyByLengthBenchmark(Benchmark):
         r = section.recipe
         scaled = [f"{k} = max({s.floor}, {s.fraction:g}·n)" for k, s in section.scale.items()]
         sizes = [f"{v} {k} = max({s.floor}, {s.fraction:g}·n)" for v, p in section.sizes.items() for k, s in p.items()]
+        causal = [v for v, _, _ in suite.settings() if variant_info(v).capabilities.causal] if section.causal else []
         return (
             f"Accuracy by length: task {section.task} at n = {', '.join(map(str, suite.seq_lens))}"
+            + (f"; trained causally: {', '.join(dict.fromkeys(causal)) or 'none of them'}" if section.causal else "")
             + (f" ({'; '.join(scaled)})" if scaled else "")
             + (f"; sizes that scale with n: {'; '.join(sizes)}, every other size fixed" if sizes else "")
             + f"; encoder dim {r.dim}, {r.depth} layers, {r.heads} heads, AdamW lr {r.lr:g}, {r.steps} steps, "
@@ -156,7 +168,7 @@ class AccuracyByLengthBenchmark(Benchmark):
             (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
             checkpoint = workdir / "checkpoints" / f"{cell.key}.pt"
         report = (lambda message: progress({**message, "val_metric": "val acc"})) if progress else None
-        params = {**cell.params, **config.sizes}
+        params = {**cell.params, **config.sizes, **({"causal": True} if config.causal else {})}
         recipe = Recipe(**config.recipe)
         result = train(task, cell.variant, params, recipe, cell.seed, checkpoint, report, cell.layer["device"])
         if checkpoint is not None:
@@ -167,6 +179,7 @@ class AccuracyByLengthBenchmark(Benchmark):
             "steps": result.steps,
             "step_seconds": result.step_seconds,
             "sizes": config.sizes,
+            "causal": config.causal,
             "chance": task.chance(),
             "data": task.note,
         }
