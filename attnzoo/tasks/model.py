@@ -84,5 +84,7 @@ class Tagger(nn.Module):
         self.encoder = encoder
         self.head = nn.Linear(dim, num_classes)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder.states(tokens)[0])  # (B, n, classes)
+    def forward(self, tokens: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n, classes), or (positions, classes) at the positions `scored` (bool, (B, n)) marks."""
+        states = self.encoder.states(tokens)[0]
+        return self.head(states if scored is None else states[scored])

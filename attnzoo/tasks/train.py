@@ -67,11 +67,15 @@ def build_model(task: TaskData, variant: str, params: dict, recipe: Recipe) -> C
     return Classifier(encoder, recipe.dim, task.num_classes, task.two_tower)
 
 
-def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over sequences (logits (B, C)) or over scored positions (logits (B, n, C))."""
-    if logits.dim() == 3:
-        logits = logits.transpose(1, 2)  # (B, C, n), as cross_entropy takes a class dimension second
-    return torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE)
+def outputs(
+    model: Classifier | Tagger, tokens: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets): per sequence, or at the scored positions only of a per-token task (the head and the loss
+    over a large vocabulary at every position would cost more than the whole encoder)."""
+    if isinstance(model, Tagger):
+        scored = labels != IGNORE
+        return model(tokens, scored), labels[scored]
+    return model(tokens), labels
 
 
 @torch.no_grad()
@@ -84,9 +88,9 @@ def accuracy(model: Classifier | Tagger, data: Split, batch_size: int, max_batch
         if max_batches is not None and i >= max_batches:
             break
         tokens, labels = data.tokens[start : start + batch_size], data.labels[start : start + batch_size]
-        scored = labels != IGNORE
-        correct += int(((model(tokens.to(device)).argmax(dim=-1).cpu() == labels) & scored).sum())
-        total += int(scored.sum())
+        logits, targets = outputs(model, tokens.to(device), labels.to(device))
+        correct += int((logits.argmax(dim=-1) == targets).sum())
+        total += len(targets)
     model.train()
     return correct / max(total, 1)
 
@@ -166,7 +170,7 @@ def train(
         index = permutation[position * recipe.batch_size : (position + 1) * recipe.batch_size]
         tokens, labels = task.train.tokens[index].to(device), task.train.labels[index].to(device)
         stepping = time.perf_counter()
-        loss = loss_of(model(tokens), labels)
+        loss = torch.nn.functional.cross_entropy(*outputs(model, tokens, labels))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
