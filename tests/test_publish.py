@@ -344,3 +344,13 @@ def test_results_loads_runs_as_the_leaderboard_reads_them(speed_run, accuracy_ru
     assert times.loc["s3attention", 16384] == pytest.approx(0.05)
     assert set(df["run"]) == {0, 1} and {"setting", "variant", "status", "extra", "task"} <= set(df.columns)
     assert len(df) == len(efficiency_rows()) + len(accuracy_rows())
+
+
+def test_a_variant_whose_settings_have_no_headline_values_still_renders(tmp_path):
+    rows = [
+        row(label, "efficiency", 1024, status="error", error="boom", parameters={"k": k}, variant="linformer")
+        for label, k in (("linformer(k=64)", 64), ("linformer(k=32)", 32))
+    ]
+    board = build([load_run(make_run(tmp_path / "errors", EFFICIENCY_SUITE, rows))])
+    assert [h.setting for h in board.headline] == ["linformer(k=64)", "linformer(k=32)"]
+    assert "boom" in markdown(board)

@@ -78,6 +78,8 @@ def _fold(variant: str, rows: list[Headline]) -> list[Headline]:
         for name in r.values:
             if name not in chosen or r is default:
                 chosen[name] = r
+    if not chosen:  # nothing of it reaches the headline (errors only, say): nothing to fold
+        return mine
     used = list({id(r): r for r in chosen.values()}.values())
     sizes_by = {name: r.sizes_by[name] for name, r in chosen.items()}
     row = Headline(
