@@ -3,8 +3,8 @@ import torch
 
 import attnzoo
 from attnzoo.zoo import variant_info
-
-DIM, HEADS = 32, 2
+from attnzoo.zoo.conformance import DIM, HEADS
+from attnzoo.zoo.conformance import make_layer as make  # noqa: F401 - the tests' seeded layers
 
 
 def available_variants(**required: bool) -> list[str]:
@@ -15,14 +15,6 @@ def available_variants(**required: bool) -> list[str]:
         if all(getattr(caps, key) == value for key, value in required.items()):
             names.append(name)
     return names
-
-
-def make(name: str, max_seq_len: int = 64, weights_seed: int = 0, **params) -> torch.nn.Module:
-    """A variant's layer with seeded weights and, for stochastic variants, a seeded generator."""
-    torch.manual_seed(weights_seed)
-    if variant_info(name).capabilities.stochastic:
-        params.setdefault("seed", 1234)
-    return attnzoo.create_attention(name, DIM, HEADS, max_seq_len=max_seq_len, **params).eval()
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -23,7 +23,8 @@ from attnzoo.harness.rundir import status_text
 from attnzoo.leaderboards.headline import best_of
 from attnzoo.leaderboards.tables import plural
 from attnzoo.tasks import build_task, check_options, declared_length, missing_files
-from attnzoo.tasks.train import Recipe, train
+from attnzoo.tasks.base import TaskData
+from attnzoo.tasks.train import Recipe, TrainResult, train
 
 CONFIDENCE, ALPHA, POWER = 0.95, 0.05, 0.8
 
@@ -75,6 +76,41 @@ def _marks(samples: dict[str, list[float]]) -> dict[str, tuple[bool, bool]]:
 class Accuracy(SeededSection):
     tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> options of its builder")
     recipe: Recipe = Field(default_factory=Recipe)
+
+
+def train_cell(
+    cell: Cell,
+    task_name: str,
+    options: dict[str, Any],
+    recipe: dict[str, Any],
+    params: dict[str, Any],
+    workdir: Path | None,
+    progress: Progress | None,
+) -> tuple[TaskData, TrainResult]:
+    """A training cell's task and result, checkpointed under the run's workdir so that a killed run resumes it."""
+    task = build_task(task_name, options, cell.import_path)
+    checkpoint = None
+    if workdir is not None:
+        (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        checkpoint = workdir / "checkpoints" / f"{cell.key}.pt"
+    report = (lambda message: progress({**message, "val_metric": "val acc"})) if progress else None
+    result = train(task, cell.variant, params, Recipe(**recipe), cell.seed, checkpoint, report, cell.layer["device"])
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return task, result
+
+
+def result_extra(task: TaskData, result: TrainResult) -> dict[str, Any]:
+    """What every training cell records beside its test accuracy."""
+    return {
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "train_seconds": result.seconds,
+        "step_seconds": result.step_seconds,
+        "chance": task.chance(),
+        "data": task.note,
+    }
 
 
 @dataclass(frozen=True)
@@ -165,26 +201,8 @@ class AccuracyBenchmark(Benchmark):
         self, cell: Cell, *, workdir: Path | None = None, progress: Progress | None = None, **_: Any
     ) -> list[Measurement]:
         config: TaskCell = cell.config
-        task = build_task(config.task, config.options, cell.import_path)
-        checkpoint = None
-        if workdir is not None:
-            (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            checkpoint = workdir / "checkpoints" / f"{cell.key}.pt"
-        recipe = Recipe(**config.recipe)
-        report = (lambda message: progress({**message, "val_metric": "val acc"})) if progress else None
-        result = train(task, cell.variant, cell.params, recipe, cell.seed, checkpoint, report, cell.layer["device"])
-        if checkpoint is not None:
-            checkpoint.unlink(missing_ok=True)
-        extra = {
-            "best_val_accuracy": result.best_val_accuracy,
-            "best_step": result.best_step,
-            "steps": result.steps,
-            "train_seconds": result.seconds,
-            "step_seconds": result.step_seconds,
-            "chance": task.chance(),
-            "data": task.note,
-            "sizes": [len(task.train), len(task.val), len(task.test)],
-        }
+        task, result = train_cell(cell, config.task, config.options, config.recipe, cell.params, workdir, progress)
+        extra = {**result_extra(task, result), "sizes": [len(task.train), len(task.val), len(task.test)]}
         return [Measurement("accuracy", result.test_accuracy, "fraction", extra=extra)]
 
     def format(self, metric: str, value: float) -> str:

@@ -20,15 +20,15 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from attnzoo.benchmarks.accuracy import mean_interval
+from attnzoo.benchmarks.accuracy import mean_interval, result_extra, train_cell
 from attnzoo.harness.benchmark import Benchmark, Progress, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
 from attnzoo.leaderboards import plots
 from attnzoo.leaderboards.headline import best_of
-from attnzoo.leaderboards.tables import image_lines
-from attnzoo.tasks import TASKS, build_task, check_options
-from attnzoo.tasks.train import Recipe, train
+from attnzoo.leaderboards.tables import image_lines, plural
+from attnzoo.tasks import TASKS, check_options
+from attnzoo.tasks.train import Recipe
 from attnzoo.zoo import variant_info
 
 
@@ -152,8 +152,8 @@ class AccuracyByLengthBenchmark(Benchmark):
             + (f"; trained causally: {', '.join(dict.fromkeys(causal)) or 'none of them'}" if section.causal else "")
             + (f" ({'; '.join(scaled)})" if scaled else "")
             + (f"; sizes that scale with n: {'; '.join(sizes)}, every other size fixed" if sizes else "")
-            + f"; encoder dim {r.dim}, {r.depth} layers, {r.heads} heads, AdamW lr {r.lr:g}, {r.steps} steps, "
-            f"batch {r.batch_size}; seeds {section.seed_list()}."
+            + f"; encoder dim {r.dim}, {plural(r.depth, 'layer')}, {plural(r.heads, 'head')}, AdamW lr {r.lr:g}, "
+            f"{r.steps} steps, batch {r.batch_size}; seeds {section.seed_list()}."
         )
 
     # --- the worker ------------------------------------------------------------------------------------------
@@ -162,27 +162,9 @@ class AccuracyByLengthBenchmark(Benchmark):
         self, cell: Cell, *, workdir: Path | None = None, progress: Progress | None = None, **_: Any
     ) -> list[Measurement]:
         config: LengthCell = cell.config
-        task = build_task(config.task, config.options, cell.import_path)
-        checkpoint = None
-        if workdir is not None:
-            (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            checkpoint = workdir / "checkpoints" / f"{cell.key}.pt"
-        report = (lambda message: progress({**message, "val_metric": "val acc"})) if progress else None
         params = {**cell.params, **config.sizes, **({"causal": True} if config.causal else {})}
-        recipe = Recipe(**config.recipe)
-        result = train(task, cell.variant, params, recipe, cell.seed, checkpoint, report, cell.layer["device"])
-        if checkpoint is not None:
-            checkpoint.unlink(missing_ok=True)
-        extra = {
-            "best_val_accuracy": result.best_val_accuracy,
-            "best_step": result.best_step,
-            "steps": result.steps,
-            "step_seconds": result.step_seconds,
-            "sizes": config.sizes,
-            "causal": config.causal,
-            "chance": task.chance(),
-            "data": task.note,
-        }
+        task, result = train_cell(cell, config.task, config.options, config.recipe, params, workdir, progress)
+        extra = {**result_extra(task, result), "sizes": config.sizes, "causal": config.causal}
         return [Measurement("accuracy", result.test_accuracy, "fraction", extra=extra)]
 
     def format(self, metric: str, value: float) -> str:

@@ -183,7 +183,7 @@ class Suite(_Closed):
     def modules(self) -> tuple[str, ...]:
         """The modules `module:Class` entries name: every worker imports them, so that a variant they register
         can be used by its registered name in any entry."""
-        return tuple(dict.fromkeys(e.name.partition(":")[0] for e in self.variants if ":" in e.name))
+        return modules_of(self.variants)
 
     def trained_layer(self, recipe: Any) -> dict[str, Any]:
         """The layer a training cell records: the suite's device and dtype, the recipe's width, heads and batch."""
@@ -306,9 +306,14 @@ def _schema_problems(path: str, root: yaml.Node, err: ValidationError, model: ty
     return problems
 
 
-def _import_modules(modules) -> None:
+def modules_of(entries) -> tuple[str, ...]:
+    """The modules that `module:Class` variant entries name."""
+    return tuple(dict.fromkeys(e.name.partition(":")[0] for e in entries if ":" in e.name))
+
+
+def import_modules(modules) -> None:
     """Import the modules `module:Class` entries name first, so that what they register is known to every entry,
-    in any order; an import error is reported at the entry that names the module."""
+    in any order; an import error is left to whoever names the module (validate reports it at the entry)."""
     for module in modules:
         with contextlib.suppress(Exception):
             importlib.import_module(module)
@@ -339,7 +344,7 @@ def _variant_problems(path: str, root: yaml.Node, suite: Suite) -> list[str]:
     problems, labels, runnable = [], {}, 0
     unsupported: dict[str, list[str]] = {}  # layer field -> "name (variants[i])" of the entries that cannot run it
     device_type = torch.device(suite.layer.device).type
-    _import_modules(suite.modules())
+    import_modules(suite.modules())
     for i, entry in enumerate(suite.variants):
         where, spec, found = _entry(path, root, i, entry)
         problems += found
@@ -404,7 +409,7 @@ def _entries_problems(path: str, root: yaml.Node, data: dict, err: ValidationErr
         if i not in broken:
             with contextlib.suppress(ValidationError):
                 parsed[i] = VariantEntry.model_validate(raw)
-    _import_modules(dict.fromkeys(e.name.partition(":")[0] for e in parsed.values() if ":" in e.name))
+    import_modules(modules_of(parsed.values()))
     return [problem for i, entry in parsed.items() for problem in _entry(path, root, i, entry)[2]]
 
 

@@ -3,9 +3,7 @@ tagged by the run it came from, and variant settings named the same way across r
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -68,7 +66,7 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    from attnzoo.harness.suite import load_suite
+    from attnzoo.harness.suite import import_modules, load_suite
 
     store = RunStore(path)
     if not store.exists():
@@ -77,9 +75,7 @@ def load_run(path: str | Path) -> Run:
     suite = load_suite(store.dir / SUITE_FILE, check_variants=False, import_dir=manifest.get("suite_dir"))
     if suite.import_dir not in sys.path:  # its `module:Class` variants, for their names and default sizes
         sys.path.append(suite.import_dir)
-    for module in suite.modules():
-        with contextlib.suppress(Exception):  # gone or broken: its stored rows render under their labels
-            importlib.import_module(module)
+    import_modules(suite.modules())  # gone or broken: its stored rows render under their labels
     return Run(store.dir, store.rows(), manifest, suite)
 
 

@@ -43,17 +43,17 @@ def padded_batch(n: int = N, short: int = 23, garbage_seed: int = 0) -> tuple[to
     return torch.where(mask[..., None], x, junk), mask
 
 
+def make_layer(name: str, max_seq_len: int = MAX_SEQ_LEN, weights_seed: int = 0, **params: Any) -> torch.nn.Module:
+    """A variant's layer in eval mode with seeded weights and, for a stochastic variant, a seeded generator."""
+    torch.manual_seed(weights_seed)
+    if variant_info(name).capabilities.stochastic:
+        params.setdefault("seed", 1234)
+    return create_attention(name, DIM, HEADS, max_seq_len=max_seq_len, **params).eval()
+
+
 def factory(name: str, weights_seed: int = 0, **params: Any) -> Factory:
-    """Layers of a variant with seeded weights and, for a stochastic variant, a seeded generator."""
-
-    def make(**overrides: Any) -> torch.nn.Module:
-        torch.manual_seed(weights_seed)
-        merged = {**params, **overrides}
-        if variant_info(name).capabilities.stochastic:
-            merged.setdefault("seed", 1234)
-        return create_attention(name, DIM, HEADS, max_seq_len=MAX_SEQ_LEN, **merged).eval()
-
-    return make
+    """Fresh layers of one variant setting, the same weights each time, with keyword overrides."""
+    return lambda **overrides: make_layer(name, weights_seed=weights_seed, **{**params, **overrides})
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
