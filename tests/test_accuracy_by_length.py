@@ -111,3 +111,32 @@ def test_causal_trains_the_variants_that_can_mask_the_future_causally(tmp_path):
     cells = plan(load_suite(write_suite(tmp_path, suite)))
     assert {c.variant: c.config.causal for c in cells} == {"sdpa": True, "linformer": False}
     assert len({c.key for c in cells}) == len(cells)
+
+
+def test_a_length_curriculum_starts_each_longer_length_from_the_model_of_the_length_before(tmp_path):
+    suite = {**SUITE, "benchmarks": {"accuracy_by_length": {**SECTION, "seeds": 1, "warm_steps": 2}}}
+    path = write_suite(tmp_path, suite)
+    cells = plan(load_suite(path))
+    assert {(c.seq_len, c.config.start_from, c.config.recipe["steps"]) for c in cells} == {(16, None, 6), (32, 16, 2)}
+    run_suite(load_suite(path), path.read_text(), tmp_path / "run")
+    rows = RunStore(tmp_path / "run").rows()
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {(r["seq_len"], r["extra"].get("start_from"), r["extra"]["steps"]) for r in rows} == {
+        (16, None, 6),
+        (32, 16, 2),
+    }
+    assert len(list((tmp_path / "run" / "models").glob("*.pt"))) == 4  # 2 settings x 2 lengths x 1 seed
+    publish_run(tmp_path / "run")
+    assert (
+        "2 at each longer n starting from the model of the length before"
+        in (tmp_path / "run" / "leaderboard.md").read_text()
+    )
+
+
+def test_a_warm_started_length_whose_earlier_model_is_gone_says_how_to_redo_it(tmp_path):
+    from attnzoo.harness.benchmark import benchmarks
+
+    suite = {**SUITE, "benchmarks": {"accuracy_by_length": {**SECTION, "seeds": 1, "warm_steps": 2}}}
+    cell = next(c for c in plan(load_suite(write_suite(tmp_path, suite))) if c.seq_len == 32)
+    with pytest.raises(FileNotFoundError, match="n=16 is gone; rerun that length with `attnzoo run --resume --force`"):
+        benchmarks()["accuracy_by_length"].run(cell, workdir=tmp_path)

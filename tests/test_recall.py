@@ -8,7 +8,7 @@ from scipy import stats
 from attnzoo.harness.suite import load_suite
 from attnzoo.tasks import IGNORE, build_task, check_options
 from attnzoo.tasks.recall import gap_weights, mqar
-from attnzoo.tasks.train import Recipe, train
+from attnzoo.tasks.train import Recipe, build_model, train, warm_start
 from tests.test_harness import problems, write_suite
 
 N, KV, V = 64, 4, 256
@@ -97,3 +97,30 @@ def test_a_small_exact_attention_model_learns_recall():
     recipe = Recipe(steps=1500, batch_size=64, lr=1e-3, warmup_steps=30, eval_every=250, dim=64, heads=2, dropout=0)
     result = train(task, "sdpa", {}, recipe, seed=0)
     assert result.test_accuracy > 0.9, result
+
+
+def test_warm_start_copies_each_tensor_whole_or_into_its_leading_block_when_it_grew_with_n():
+    short = build_task("recall", {"seq_len": 16, "num_kv_pairs": 2, "vocab_size": 64, "train_size": 8})
+    long = build_task("recall", {"seq_len": 32, "num_kv_pairs": 2, "vocab_size": 64, "train_size": 8})
+    recipe = Recipe(dim=16, ffn_dim=32, heads=2)
+    torch.manual_seed(0)
+    before = build_model(short, "linformer", {"k": 4}, recipe)
+    torch.manual_seed(1)
+    after = build_model(long, "linformer", {"k": 4}, recipe)
+    fresh = {k: v.clone() for k, v in after.state_dict().items()}
+    warm_start(after, before.state_dict())
+    old, new = before.state_dict(), after.state_dict()
+    assert torch.equal(new["encoder.tokens.weight"], old["encoder.tokens.weight"])
+    assert torch.equal(new["encoder.positions.weight"][:16], old["encoder.positions.weight"])
+    assert torch.equal(new["encoder.positions.weight"][16:], fresh["encoder.positions.weight"][16:])
+    grown = [k for k in old if old[k].shape != new[k].shape]
+    assert "encoder.positions.weight" in grown and all(torch.equal(new[k], old[k]) for k in old if k not in grown)
+
+
+def test_the_short_convolution_is_causal():
+    from attnzoo.tasks.model import ShortConv
+
+    conv, x = ShortConv(8, 3), torch.randn(2, 10, 8)
+    changed = x.clone()
+    changed[:, 6:] += 1
+    assert torch.equal(conv(x)[:, :6], conv(changed)[:, :6]) and not torch.equal(conv(x)[:, 6:], conv(changed)[:, 6:])

@@ -86,15 +86,29 @@ def train_cell(
     params: dict[str, Any],
     workdir: Path | None,
     progress: Progress | None,
+    start_from: Path | None = None,
+    keep_best: Path | None = None,
 ) -> tuple[TaskData, TrainResult]:
-    """A training cell's task and result, checkpointed under the run's workdir so that a killed run resumes it."""
+    """A training cell's task and result, checkpointed under the run's workdir so that a killed run resumes it
+    (`start_from`, `keep_best`: see `train`)."""
     task = build_task(task_name, options, cell.import_path)
     checkpoint = None
     if workdir is not None:
         (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
         checkpoint = workdir / "checkpoints" / f"{cell.key}.pt"
     report = (lambda message: progress({**message, "val_metric": "val acc"})) if progress else None
-    result = train(task, cell.variant, params, Recipe(**recipe), cell.seed, checkpoint, report, cell.layer["device"])
+    result = train(
+        task,
+        cell.variant,
+        params,
+        Recipe(**recipe),
+        cell.seed,
+        checkpoint,
+        report,
+        cell.layer["device"],
+        start_from,
+        keep_best,
+    )
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return task, result

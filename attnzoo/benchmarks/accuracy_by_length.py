@@ -11,6 +11,7 @@ read from the run itself: a setting is on it when no other is both more accurate
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ class AccuracyByLength(SeededSection):
     causal: bool = Field(False, description="train the variants that can mask future keys causally")
     baseline: str = Field("sdpa", description="the setting whose accuracy at each n the others are held to")
     fraction: float = Field(0.9, gt=0, le=1, description="'holds' while accuracy >= fraction x the baseline's")
+    warm_steps: int | None = Field(
+        None,
+        ge=1,
+        description="a length curriculum: each length after the first trains this many steps, starting from the "
+        "model the same setting and seed reached at the previous length; None: every length from scratch",
+    )
 
     def task_options(self, n: int) -> dict[str, Any]:
         scaled = {name: size.at(n) for name, size in self.scale.items()}
@@ -60,6 +67,10 @@ class AccuracyByLength(SeededSection):
 
     def variant_sizes(self, variant: str, n: int) -> dict[str, int]:
         return {name: size.at(n) for name, size in self.sizes.get(variant, {}).items()}
+
+    def previous_length(self, n: int, seq_lens: list[int]) -> int | None:
+        """The length whose model a warm-started length starts from."""
+        return max((m for m in seq_lens if m < n), default=None) if self.warm_steps else None
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,12 @@ class LengthCell:
     sizes: dict[str, int]
     recipe: dict[str, Any]
     causal: bool = False
+    start_from: int | None = None  # the length whose model this one starts from (a length curriculum)
 
     def identity(self) -> dict[str, Any]:
         config = {"task_options": self.options, "sizes": self.sizes, "recipe": self.recipe, "causal": self.causal}
+        if self.start_from is not None:
+            config["start_from"] = self.start_from
         return {"config": config, "task": self.task}
 
     def row(self) -> dict[str, Any]:
@@ -101,6 +115,8 @@ class AccuracyByLengthBenchmark(Benchmark):
         """Per variant setting, every length in order, every seed; one chain per setting."""
         layer = suite.trained_layer(section.recipe)
         recipe = section.recipe.model_dump()
+        warm = {**recipe, "steps": section.warm_steps}
+        start = {n: section.previous_length(n, suite.seq_lens) for n in suite.seq_lens}
         return [
             suite.cell(
                 self,
@@ -112,8 +128,9 @@ class AccuracyByLengthBenchmark(Benchmark):
                     section.task,
                     section.task_options(n),
                     section.variant_sizes(variant, n),
-                    recipe,
+                    warm if start[n] else recipe,
                     section.causal and variant_info(variant).capabilities.causal,
+                    start[n],
                 ),
                 layer,
                 threads,
@@ -152,8 +169,16 @@ class AccuracyByLengthBenchmark(Benchmark):
             + (f"; trained causally: {', '.join(dict.fromkeys(causal)) or 'none of them'}" if section.causal else "")
             + (f" ({'; '.join(scaled)})" if scaled else "")
             + (f"; sizes that scale with n: {'; '.join(sizes)}, every other size fixed" if sizes else "")
-            + f"; encoder dim {r.dim}, {plural(r.depth, 'layer')}, {plural(r.heads, 'head')}, AdamW lr {r.lr:g}, "
-            f"{r.steps} steps, batch {r.batch_size}; seeds {section.seed_list()}."
+            + f"; encoder dim {r.dim}, {plural(r.depth, 'layer')}, {plural(r.heads, 'head')}"
+            + (f", a short convolution of width {r.short_conv}" if r.short_conv > 1 else "")
+            + f", AdamW lr {r.lr:g}, batch {r.batch_size}, "
+            + (
+                f"{r.steps} steps at n = {min(suite.seq_lens)}, then {section.warm_steps} at each longer n starting "
+                "from the model of the length before (a length curriculum)"
+                if section.warm_steps
+                else f"{r.steps} steps"
+            )
+            + f"; seeds {section.seed_list()}."
         )
 
     # --- the worker ------------------------------------------------------------------------------------------
@@ -163,8 +188,24 @@ class AccuracyByLengthBenchmark(Benchmark):
     ) -> list[Measurement]:
         config: LengthCell = cell.config
         params = {**cell.params, **config.sizes, **({"causal": True} if config.causal else {})}
-        task, result = train_cell(cell, config.task, config.options, config.recipe, params, workdir, progress)
+        start_from = keep_best = None
+        if workdir is not None:
+            keep_best = _model_path(workdir, cell, cell.seq_len)
+        if config.start_from is not None:
+            if workdir is None:
+                raise ValueError("a length curriculum (warm_steps) needs a run directory to keep its models in")
+            start_from = _model_path(workdir, cell, config.start_from)
+            if not start_from.exists():
+                raise FileNotFoundError(
+                    f"{start_from.name}: the model this setting and seed reached at n={config.start_from} is gone; "
+                    f"rerun that length with `attnzoo run --resume --force`"
+                )
+        task, result = train_cell(
+            cell, config.task, config.options, config.recipe, params, workdir, progress, start_from, keep_best
+        )
         extra = {**result_extra(task, result), "sizes": config.sizes, "causal": config.causal}
+        if config.start_from is not None:
+            extra["start_from"] = config.start_from
         return [Measurement("accuracy", result.test_accuracy, "fraction", extra=extra)]
 
     def format(self, metric: str, value: float) -> str:
@@ -259,6 +300,14 @@ class AccuracyByLengthBenchmark(Benchmark):
             "length_accuracy_n": values.n,
             "holds_to": values.holds_to,
         }
+
+
+def _model_path(workdir: Path, cell: Cell, n: int) -> Path:
+    """Where the model a setting and seed reached at length n is kept, for the next length to start from."""
+    chain = hashlib.sha256(f"{cell.chain}|{cell.seed}".encode()).hexdigest()[:16]
+    folder = workdir / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{chain}-n{n}.pt"
 
 
 def _section(run) -> AccuracyByLength | None:

@@ -25,8 +25,21 @@ class Block(nn.Module):
         return x + self.dropout(self.ffn(self.norm2(x)))
 
 
+class ShortConv(nn.Module):
+    """x + a depthwise causal convolution over the last `width` tokens: each position sees its predecessors'
+    embeddings before any attention, as Hyena, H3 and Based models do with their short convolutions."""
+
+    def __init__(self, dim: int, width: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, width, groups=dim, padding=width - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+
+
 class Encoder(nn.Module):
-    """Learned token + position embeddings, `depth` blocks, final LN, mean pooling over real tokens."""
+    """Learned token + position embeddings, an optional short convolution, `depth` blocks, final LN, mean pooling
+    over real tokens."""
 
     def __init__(
         self,
@@ -37,10 +50,12 @@ class Encoder(nn.Module):
         depth: int,
         ffn_dim: int,
         dropout: float,
+        short_conv: int = 0,
     ):
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, dim, padding_idx=PAD)
         self.positions = nn.Embedding(seq_len, dim)
+        self.short_conv = ShortConv(dim, short_conv) if short_conv > 1 else nn.Identity()
         self.blocks = nn.ModuleList([Block(dim, ffn_dim, dropout, make_attention()) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
 
@@ -49,6 +64,7 @@ class Encoder(nn.Module):
         mask = tokens != PAD
         mask[:, 0] = True  # an empty document still has one position to pool
         x = self.tokens(tokens) + self.positions(torch.arange(tokens.shape[1], device=tokens.device))
+        x = self.short_conv(x)
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x), mask

@@ -33,6 +33,11 @@ class Recipe(EncoderSize):
     """Identical for every variant in a suite."""
 
     steps: int = Field(1000, ge=1)
+    short_conv: int = Field(
+        0,
+        ge=0,
+        description="width of a causal depthwise convolution over the embeddings before the first block; 0: none",
+    )
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -60,7 +65,14 @@ def build_model(task: TaskData, variant: str, params: dict, recipe: Recipe) -> C
         return create_attention(variant, recipe.dim, recipe.heads, max_seq_len=task.seq_len, **params)
 
     encoder = Encoder(
-        make_attention, task.vocab_size, task.seq_len, recipe.dim, recipe.depth, recipe.ffn_dim, recipe.dropout
+        make_attention,
+        task.vocab_size,
+        task.seq_len,
+        recipe.dim,
+        recipe.depth,
+        recipe.ffn_dim,
+        recipe.dropout,
+        recipe.short_conv,
     )
     if task.per_token:
         return Tagger(encoder, recipe.dim, task.num_classes)
@@ -138,9 +150,15 @@ def train(
     checkpoint: Path | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
+    start_from: Path | None = None,
+    keep_best: Path | None = None,
 ) -> TrainResult:
+    """Train and test one model. `start_from`: a model saved by an earlier run (`keep_best`) to start from rather
+    than from the seed's initialisation, as far as the shapes allow (see `warm_start`)."""
     torch.manual_seed(seed)
     model = build_model(task, variant, params, recipe).to(device)
+    if start_from is not None:
+        warm_start(model, torch.load(start_from, map_location=device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe))
     state = {"step": 0, "best_val": -1.0, "best_step": 0, "test_at_best": 0.0, "seconds": 0.0, "step_seconds": 0.0}
@@ -185,6 +203,8 @@ def train(
             if val > state["best_val"]:
                 test = accuracy(model, task.test, recipe.batch_size * 4)
                 state.update(best_val=val, best_step=state["step"], test_at_best=test)
+                if keep_best is not None:
+                    _atomic_save(keep_best, model.state_dict())
             state["seconds"] = time.perf_counter() - started
             if checkpoint is not None:
                 _save(checkpoint, model, optimizer, scheduler, state)
@@ -199,16 +219,35 @@ def train(
     )
 
 
+def warm_start(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Copy a saved model into `model`: each tensor of the same shape whole; one that has grown with the sequence
+    length (position embeddings, a projection over positions), into its leading block; the rest stays as
+    initialised."""
+    own = model.state_dict()
+    with torch.no_grad():
+        for name, value in saved.items():
+            target = own.get(name)
+            if (
+                target is None
+                or target.dim() != value.dim()
+                or any(a > b for a, b in zip(value.shape, target.shape, strict=True))
+            ):
+                continue
+            target[tuple(slice(0, size) for size in value.shape)] = value
+
+
 def _save(path: Path, model, optimizer, scheduler, state: dict) -> None:
+    saved = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "state": state,
+    }
+    _atomic_save(path, saved)
+
+
+def _atomic_save(path: Path, saved: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "state": state,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+    torch.save(saved, tmp)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous file intact
