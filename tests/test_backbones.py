@@ -147,3 +147,21 @@ def test_a_run_with_two_backbones_has_a_table_for_each_with_the_baselines(tmp_pa
         assert "| repeat-last | seasonal-naive | dlinear | sdpa | linformer(k=8) |" in section
         assert "Does attention help? The best attention model beats the best baseline" in section
     assert "| weekly | 12 | sdpa |" in board.split("released protocol")[-1]
+
+
+def test_a_dataset_may_set_its_own_recipe_fields_and_bad_ones_are_named(tmp_path):
+    path = _suite(tmp_path)
+    suite = yaml.safe_load(path.read_text())
+    suite["benchmarks"]["forecasting"]["datasets"]["weekly"]["recipe"] = {"dim": 32, "heads": 4}
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    cells = plan(load_suite(path))
+    dims = {(c.config.dataset, c.config.recipe["dim"]) for c in cells if c.variant}
+    assert dims == {("hourly", 16), ("weekly", 32)}
+    suite["benchmarks"]["forecasting"]["datasets"]["weekly"]["recipe"] = {"dim": 0, "step": 5}
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert any(
+        "datasets.weekly.recipe: dim: Input should be greater than or equal to 1" in p for p in err.value.problems
+    )
+    assert any("datasets.weekly.recipe: step: Extra inputs are not permitted" in p for p in err.value.problems)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from attnzoo.harness.benchmark import Benchmark, Progress, Section, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
@@ -36,6 +36,9 @@ class ForecastDataset(Section):
     input_len: int | None = Field(None, ge=2, description="default: the section's input_len")
     horizons: list[PositiveInt] | None = Field(None, min_length=1, description="default: the section's horizons")
     backbone: str | None = Field(None, description="default: the section's backbone")
+    recipe: dict[str, Any] | None = Field(
+        None, description="recipe fields for this dataset only, every model alike (e.g. a released per-dataset dim)"
+    )
 
     @field_validator("backbone")
     @classmethod
@@ -50,7 +53,7 @@ class ForecastDataset(Section):
 
     def data_options(self) -> dict[str, Any]:
         """What decides the series and its splits (part of every cell's key)."""
-        return self.model_dump(exclude={"input_len", "horizons", "backbone"}, exclude_none=True)
+        return self.model_dump(exclude={"input_len", "horizons", "backbone", "recipe"}, exclude_none=True)
 
 
 def _known(name: str) -> str:
@@ -84,6 +87,12 @@ class Forecasting(SeededSection):
 
     def backbone_of(self, dataset: ForecastDataset) -> str:
         return dataset.backbone or self.backbone
+
+    def recipe_of(self, dataset: ForecastDataset) -> ForecastRecipe:
+        """The section's recipe with the dataset's own fields (raises pydantic's ValidationError on bad ones)."""
+        if not dataset.recipe:
+            return self.recipe
+        return ForecastRecipe.model_validate({**self.recipe.model_dump(), **dataset.recipe})
 
     def patch(self, backbone: str) -> dict[str, int]:
         """The patch options a backbone's cells carry (only `patch` has any)."""
@@ -126,13 +135,12 @@ class ForecastingBenchmark(Benchmark):
         """Per dataset, horizon, model (the variant settings, then the baselines) and seed; n is the input length.
         The naive baselines are deterministic: one seed."""
         cells = []
-        recipe = section.recipe.identity()
         layer = suite.trained_layer(section.recipe)
         models = list(suite.settings())
         models += [(name, {}, name) for name in section.baselines]
         seeds = section.seed_list()
         for name, dataset, input_len, horizon in section.windows():
-            backbone = section.backbone_of(dataset)
+            backbone, recipe = section.backbone_of(dataset), section.recipe_of(dataset).identity()
             for model, setting, label in models:
                 baseline = model in BASELINES
                 config = ForecastCell(
@@ -177,19 +185,24 @@ class ForecastingBenchmark(Benchmark):
             if section.backbone_of(dataset) == "patch" and section.patch_len > input_len:
                 where = ("benchmarks", "forecasting", "patch_len")
                 problems.append((where, f"patch_len={section.patch_len} exceeds {name}'s input length {input_len}"))
+            try:
+                section.recipe_of(dataset)
+            except ValidationError as err:
+                where = ("benchmarks", "forecasting", "datasets", name, "recipe")
+                problems += [(where, f"{'.'.join(map(str, e['loc']))}: {e['msg']}") for e in err.errors()]
         return list(dict.fromkeys(problems))
 
     def shapes(self, suite, section: Forecasting) -> list[tuple[int, int, int]]:
         """The attention's sequence length in each dataset's backbone: the input length, or its patch count."""
-        r = section.recipe
-        lengths = {
-            tokens(
-                section.backbone_of(d),
-                Shape(1, input_len, 1, r.dim, r.depth, r.ffn_dim, 0, section.patch_len, section.stride),
-            )
-            for _, d, input_len, _ in section.windows()
-        }
-        return [(r.dim, r.heads, n) for n in sorted(lengths)]
+        found = set()
+        for _, d, input_len, _ in section.windows():
+            try:
+                r = section.recipe_of(d)
+            except ValidationError:
+                continue  # reported by problems()
+            shape = Shape(1, input_len, 1, r.dim, r.depth, r.ffn_dim, 0, section.patch_len, section.stride)
+            found.add((r.dim, r.heads, tokens(section.backbone_of(d), shape)))
+        return sorted(found)
 
     def describe(self, cell: Cell) -> str:
         where = f" in {cell.config.backbone}" if cell.config.backbone not in (None, "encoder") else ""
@@ -209,6 +222,11 @@ class ForecastingBenchmark(Benchmark):
             f", {plural(r.depth, 'layer')}, {plural(r.heads, 'head')}, FFN {r.ffn_dim}, dropout {r.dropout}; "
             f"{'AdamW' if r.optimizer == 'adamw' else 'Adam'} lr {r.lr:g}, batch {r.batch_size}, {schedule}, early "
             f"stopping after {r.patience} validations without improvement; seeds {section.seed_list()}."
+            + "".join(
+                f" {name}: {', '.join(f'{k} {v}' for k, v in d.recipe.items())}."
+                for name, d in section.datasets.items()
+                if d.recipe
+            )
         )
 
     def run(
