@@ -94,3 +94,72 @@ def test_performer_error_shrinks_as_features_grow(qkv):
     }
     assert mean_error[8] > mean_error[64] > mean_error[1024]
     assert mean_error[1024] < 0.1
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("n", "window"), [(50, 8), (64, 16), (7, 8)])
+def test_local_equals_the_local_attention_package_at_real_positions(causal, n, window):
+    """The package's own windowing (look-around one window back, one forward unless causal, autopad), its
+    rotary embeddings off; padded queries are not compared (the package fills its look-around with -1s)."""
+    from local_attention import LocalAttention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 3, 2, n, 16).unbind(0)
+    mask = torch.ones(3, n, dtype=torch.bool)
+    mask[1, n - 5 :] = False
+    reference = LocalAttention(window_size=window, causal=causal, autopad=True, use_rotary_pos_emb=False)
+    ours = make("local", window_size=window, causal=causal).attend(q, k, v, mask)
+    real = mask[:, None, :, None]
+    torch.testing.assert_close(ours * real, reference(q, k, v, mask=mask) * real, rtol=1e-6, atol=1e-6)
+
+
+def test_local_with_a_window_covering_the_sequence_is_exact_softmax(qkv):
+    q, k, v = qkv
+    mask = ragged_mask(q.shape[2])
+    window = make("local", window_size=q.shape[2]).attend(q, k, v, mask)
+    torch.testing.assert_close(window, exact(q, k, v, mask), rtol=1e-5, atol=1e-5)
+
+
+def _linear_by_matrix(q, k, v, mask, causal):
+    phi = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
+    weights = phi(q) @ phi(k).transpose(-1, -2) * mask[:, None, None, :]
+    return weights.tril() if causal else weights
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_is_the_normalised_feature_map_attention_written_as_a_matrix(causal):
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 150, 16).unbind(0)  # 150: causal chunks of 64 with a partial last one
+    mask = torch.ones(2, 150, dtype=torch.bool)
+    mask[1, 100:] = False
+    weights = _linear_by_matrix(q, k, v, mask, causal)
+    expected = weights @ v / (weights.sum(-1, keepdim=True) + 1e-6)
+    got = make("linear", causal=causal).attend(q, k, v, mask)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_lra_code_form_is_the_nystromformer_lra_computation():
+    """attention_linear.py of the Nyströmformer LRA code: no normaliser, phi(Q) and phi(K) each over n^(1/4)."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 81, 16).unbind(0)
+    mask = torch.ones(2, 81, dtype=torch.bool)
+    mask[0, 70:] = False
+    expected = _linear_by_matrix(q, k, v, mask, False) @ (v * mask[:, None, :, None]) / 81**0.5
+    got = make("linear", form="lra-code").attend(q, k, v, mask)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_causal_performer_is_its_feature_attention_over_earlier_keys(qkv):
+    """phi(Q) phi(K)^T restricted to j <= i and normalised per row: the package's causal prefix sums, with key
+    features that depend on their own key alone."""
+    from performer_pytorch.performer_pytorch import softmax_kernel
+
+    from attnzoo.zoo.performer import causal_key_features
+
+    q, k, v = qkv
+    layer = make("performer", causal=True, nb_features=64)
+    projection = layer.fast.projection_matrix
+    phi_q = softmax_kernel(q, projection_matrix=projection, is_query=True)
+    weights = (phi_q @ causal_key_features(k, projection).transpose(-1, -2)).tril()
+    expected = weights @ v / (weights.sum(-1, keepdim=True) + 1e-6 * phi_q.sum(-1, keepdim=True))
+    torch.testing.assert_close(layer.attend(q, k, v), expected, rtol=1e-4, atol=1e-5)

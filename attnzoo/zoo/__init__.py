@@ -1,7 +1,17 @@
 """The registry and every built-in attention variant behind the one interface."""
 
 # Importing the modules registers the built-in variants.
-from attnzoo.zoo import exact, informer, linformer, nystromformer, performer, s3attention, skeinformer  # noqa: F401
+from attnzoo.zoo import (  # noqa: F401
+    exact,
+    informer,
+    linear,
+    linformer,
+    local,
+    nystromformer,
+    performer,
+    s3attention,
+    skeinformer,
+)
 from attnzoo.zoo.registry import (
     Availability,
     Capabilities,
