@@ -163,3 +163,24 @@ def test_causal_performer_is_its_feature_attention_over_earlier_keys(qkv):
     weights = (phi_q @ causal_key_features(k, projection).transpose(-1, -2)).tril()
     expected = weights @ v / (weights.sum(-1, keepdim=True) + 1e-6 * phi_q.sum(-1, keepdim=True))
     torch.testing.assert_close(layer.attend(q, k, v), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_cosformer_is_relu_attention_reweighted_by_the_cosine_of_the_distance(causal):
+    """relu(q_i)·relu(k_j) cos(π/2 · (i - j) / M), M the real length, over the (earlier) real keys, normalised;
+    the release's sine/cosine split computes this in linear time. Compared at real positions."""
+    import math
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 150, 16).unbind(0)
+    mask = torch.ones(2, 150, dtype=torch.bool)
+    mask[1, 100:] = False
+    length = mask.sum(1).float()[:, None, None, None]
+    i = torch.arange(1, 151).float()
+    weights = torch.relu(q) @ torch.relu(k).transpose(-1, -2) * mask[:, None, None, :]
+    weights = weights * torch.cos(math.pi / 2 * (i[:, None] - i[None, :]) / length)
+    weights = weights.tril() if causal else weights
+    expected = weights @ v / weights.sum(-1, keepdim=True).clamp_min(1e-6)
+    real = mask[:, None, :, None]
+    got = make("cosformer", causal=causal).attend(q, k, v, mask)
+    torch.testing.assert_close(got * real, expected * real, rtol=1e-5, atol=1e-5)

@@ -59,19 +59,19 @@ class LinearAttention(ProjectedAttention):
         if self.form == "lra-code":
             scale = math.sqrt(math.sqrt(q.shape[-2]))
             q, k = q / scale, k / scale
-        numerator, normaliser = _causal(q, k, v) if self.causal else _full(q, k, v)
+        numerator, normaliser = causal_sums(q, k, v) if self.causal else full_sums(q, k, v)
         return numerator if self.form == "lra-code" else numerator / (normaliser + EPS)
 
 
-def _full(q, k, v):
+def full_sums(q, k, v):
     """phi(Q)(phi(K)^T V) and phi(Q)·sum_j phi(k_j), each query against every key."""
     return q @ (k.transpose(-1, -2) @ v), q @ k.sum(dim=-2, keepdim=True).transpose(-1, -2)
 
 
-def _causal(q, k, v):
+def causal_sums(q, k, v):
     """The same sums over the keys j <= i: inside a chunk a masked product, across chunks the state of all
     earlier chunks (phi(K)^T V and sum phi(K) up to the chunk's start)."""
-    b, h, n, p = q.shape
+    b, h, n, _ = q.shape
     pad = -n % CHUNK
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
