@@ -184,3 +184,29 @@ def test_cosformer_is_relu_attention_reweighted_by_the_cosine_of_the_distance(ca
     real = mask[:, None, :, None]
     got = make("cosformer", causal=causal).attend(q, k, v, mask)
     torch.testing.assert_close(got * real, expected * real, rtol=1e-5, atol=1e-5)
+
+
+def test_skyformers_inverse_iteration_converges_to_the_inverse():
+    """On the kind of matrix it inverts: a Gaussian kernel matrix with the ridge, symmetrically normalised."""
+    from attnzoo.zoo.skyformer import RIDGE, iterative_inverse, rbf
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 8) / 8**0.25
+    kernel = rbf(x, x) + RIDGE * torch.eye(16)
+    scale = kernel.sum(-1).rsqrt()
+    kernel = scale[..., :, None] * kernel * scale[..., None, :]
+    torch.testing.assert_close(iterative_inverse(kernel, 30), torch.linalg.inv(kernel), rtol=1e-3, atol=1e-3)
+
+
+def test_skyformer_error_against_gaussian_kernel_attention_falls_with_landmarks(qkv):
+    """Skyformer approximates exp(-|q' - k'|²/2) V with q' = q / p^(1/4), k' = k / p^(1/4) (no normalisation)."""
+    from attnzoo.zoo.skyformer import rbf
+
+    q, k, v = qkv
+    scale = q.shape[-1] ** -0.25
+    exact_rbf = rbf(q * scale, k * scale) @ v
+    errors = {
+        m: sum(rel_err(make("skyformer", nb_features=m, seed=s).attend(q, k, v), exact_rbf) for s in range(5)) / 5
+        for m in (4, 16, 64)
+    }
+    assert errors[64] < errors[16] < errors[4], errors

@@ -12,6 +12,7 @@ from attnzoo.zoo import (  # noqa: F401
     performer,
     s3attention,
     skeinformer,
+    skyformer,
 )
 from attnzoo.zoo.registry import (
     Availability,
