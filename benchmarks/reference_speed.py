@@ -9,6 +9,7 @@ authors' released code from checkouts you point at (nothing of it is part of att
         [--skyformer PATH]       # github pkuzengqi/Skyformer, its src/ directory
         [--nystromformer PATH]   # github mlpen/Nystromformer, its LRA/code/ directory (also its linear attention)
         [--cosformer PATH]       # github OpenNLPLab/cosFormer (the repository root)
+        [--transformer-ls PATH]  # github wxie9/S3Attention, its lra/ directory
         [--only TEXT]            # only the pairs whose title contains TEXT
 
 Rounds interleave the two sides in a shuffled order; each round times both with torch.utils.benchmark and takes
@@ -110,6 +111,22 @@ def cosformer(path: str) -> Callable[[int], Fn]:
     return lambda n: (lambda f: lambda x: f(x.transpose(0, 1)).transpose(0, 1))(CosformerAttention(DIM, H))
 
 
+def transformer_ls(path: str) -> Callable[[int], Fn]:
+    """The release's layer at our defaults (w = 16, r = 32), compared as layers."""
+    import types
+
+    AttentionLS = checkout(path, "attention_transformer_ls").AttentionLS  # noqa: N806
+
+    def make(n: int) -> Fn:
+        config = types.SimpleNamespace(pooling_mode="mean", cls_token=False, num_head=H, head_dim=P,
+                                       num_landmarks=32, max_seq_len=n, transformer_dim=DIM, attention_dropout=0.0,
+                                       window_size=16, fp32_attn=False, conv_kernel_size=-1)  # fmt: skip
+        layer, mask = AttentionLS(config), torch.ones(B, n)
+        return lambda x: layer(x, mask)
+
+    return make
+
+
 def ours(name: str, **params) -> Callable[[int], Fn]:
     def make(n: int) -> Fn:
         layer = attnzoo.create_attention(name, DIM, H, max_seq_len=n, **params)
@@ -181,6 +198,7 @@ def main() -> None:
     parser.add_argument("--nystromformer")
     parser.add_argument("--skyformer")
     parser.add_argument("--cosformer")
+    parser.add_argument("--transformer-ls")
     parser.add_argument("--only", help="time only the pairs whose title contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -200,6 +218,9 @@ def main() -> None:
                       lra_linear(args.nystromformer), "qkv"))  # fmt: skip
     if args.skyformer:
         pairs.append(("skyformer vs Skyformer", ours("skyformer"), skyformer(args.skyformer), "qkv"))
+    if args.transformer_ls:
+        title = "transformer-ls layer vs AttentionLS"
+        pairs.append((title, our_layer("transformer-ls"), transformer_ls(args.transformer_ls), "x"))
     if args.cosformer:
         pairs.append(("cosformer layer vs CosformerAttention", our_layer("cosformer"), cosformer(args.cosformer), "x"))
     pairs += package_layers()

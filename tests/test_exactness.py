@@ -210,3 +210,40 @@ def test_skyformer_error_against_gaussian_kernel_attention_falls_with_landmarks(
         for m in (4, 16, 64)
     }
     assert errors[64] < errors[16] < errors[4], errors
+
+
+def test_transformer_ls_is_one_softmax_over_the_window_and_the_compressed_keys():
+    """Written out per query: its segment's window (w/2 either side of the segment, real keys only) and the r
+    keys the dynamic projection compresses the real sequence into, in one softmax."""
+    from einops import rearrange
+
+    torch.manual_seed(0)
+    n, w, r = 40, 8, 4
+    layer = make("transformer-ls", window_size=w, num_landmarks=r)
+    x = torch.randn(2, n, 32)
+    mask = torch.ones(2, n, dtype=torch.bool)
+    mask[1, 29:] = False
+    split = lambda t: rearrange(t, "b n (h p) -> b h n p", h=2)  # noqa: E731
+    q = split(layer.to_q(x)) / 16**0.5
+    k, v = split(layer.norm_keys(layer.to_k(x))), split(layer.norm_keys(layer.to_v(x)))
+    weights = layer.to_projection(x).masked_fill(~mask[:, :, None], float("-inf")).softmax(dim=1)
+    weights = rearrange(weights, "b n (h r) -> b h r n", h=2)
+    kc, vc = (split(layer.norm_compressed(rearrange(weights @ t, "b h r p -> b r (h p)"))) for t in (k, v))
+    expected = torch.zeros(2, 2, n, 16)
+    for i in range(n):
+        start = i // w * w
+        window = [j for j in range(start - w // 2, start + w + w // 2) if 0 <= j < n]
+        for bi in range(2):
+            keys = [j for j in window if mask[bi, j]]
+            scores = torch.cat(
+                [
+                    q[bi, :, i : i + 1] @ kc[bi].transpose(-1, -2),
+                    q[bi, :, i : i + 1] @ k[bi, :, keys].transpose(-1, -2),
+                ],
+                -1,
+            )
+            probs = scores.softmax(-1)
+            expected[bi, :, i] = (probs[..., :r] @ vc[bi] + probs[..., r:] @ v[bi, :, keys])[:, 0]
+    got = layer(x, mask)
+    want = layer.to_out(rearrange(expected, "b h n p -> b n (h p)"))
+    torch.testing.assert_close(got * mask[..., None], want * mask[..., None], rtol=1e-5, atol=1e-5)

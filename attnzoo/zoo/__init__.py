@@ -13,6 +13,7 @@ from attnzoo.zoo import (  # noqa: F401
     s3attention,
     skeinformer,
     skyformer,
+    transformer_ls,
 )
 from attnzoo.zoo.registry import (
     Availability,
