@@ -10,6 +10,7 @@ from attnzoo.zoo import (  # noqa: F401
     local,
     nystromformer,
     performer,
+    reformer,
     s3attention,
     skeinformer,
     skyformer,
