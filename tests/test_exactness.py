@@ -247,3 +247,45 @@ def test_transformer_ls_is_one_softmax_over_the_window_and_the_compressed_keys()
     got = layer(x, mask)
     want = layer.to_out(rearrange(expected, "b h n p -> b n (h p)"))
     torch.testing.assert_close(got * mask[..., None], want * mask[..., None], rtol=1e-5, atol=1e-5)
+
+
+def _bigbird_pattern(layer, blocks: int, heads: int, w: int) -> torch.Tensor:
+    """The dense (heads, n, n) pattern of a draw: global first and last query blocks see everything; every other
+    query block sees the key blocks listed for it."""
+    index, ok = layer.key_blocks(blocks, heads, torch.device("cpu"))
+    allowed = torch.zeros(heads, blocks * w, blocks * w, dtype=torch.bool)
+    allowed[:, :w], allowed[:, -w:] = True, True
+    for h in range(heads):
+        for row in range(blocks - 2):
+            for slot, block in enumerate(index[h, row].tolist()):
+                if ok[h, row, slot]:
+                    allowed[h, (row + 1) * w : (row + 2) * w, block * w : (block + 1) * w] = True
+    return allowed
+
+
+def test_bigbird_is_softmax_over_its_block_pattern():
+    torch.manual_seed(0)
+    layer = make("bigbird", block_size=4, num_random_blocks=2, seed=3)
+    q, k, v = torch.randn(3, 2, 2, 40, 16).unbind(0)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 30:] = False
+    state = layer.sampler.generator.get_state()
+    got = layer.attend(q, k, v, mask)
+    layer.sampler.generator.set_state(state)  # the same draw again
+    allowed = _bigbird_pattern(layer, 10, 2, 4)[None] & mask[:, None, None, :]
+    scores = (q @ k.transpose(-1, -2) / 4).masked_fill(~allowed, float("-inf"))
+    real = mask[:, None, :, None]
+    torch.testing.assert_close(got * real, (scores.softmax(-1) @ v) * real, rtol=1e-5, atol=1e-5)
+
+
+def test_bigbird_random_blocks_are_distinct_and_outside_each_rows_window_and_the_global_blocks():
+    layer = make("bigbird", num_random_blocks=3, seed=0)
+    index, ok = layer.key_blocks(16, 2, torch.device("cpu"))
+    for h in range(2):
+        for row in range(14):
+            block = row + 1
+            chosen = index[h, row, 5:].tolist()
+            assert len(set(chosen)) == 3 and not set(chosen) & {0, 15, block - 1, block, block + 1}
+            assert ok[h, row, 5:].all()
+    counts = torch.bincount(index[..., 5:].flatten(), minlength=16)
+    assert counts[0] == counts[15] == 0 and (counts[1:15] > 0).all()  # every middle block is drawn somewhere

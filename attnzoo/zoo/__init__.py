@@ -2,6 +2,7 @@
 
 # Importing the modules registers the built-in variants.
 from attnzoo.zoo import (  # noqa: F401
+    bigbird,
     cosformer,
     exact,
     informer,
