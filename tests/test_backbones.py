@@ -165,3 +165,22 @@ def test_a_dataset_may_set_its_own_recipe_fields_and_bad_ones_are_named(tmp_path
         "datasets.weekly.recipe: dim: Input should be greater than or equal to 1" in p for p in err.value.problems
     )
     assert any("datasets.weekly.recipe: step: Extra inputs are not permitted" in p for p in err.value.problems)
+
+
+def test_sampled_channels_train_on_single_channel_series_and_score_every_channel(monkeypatch):
+    import attnzoo.timeseries.train as train
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        net = build_backbone(*args, **kwargs)
+        net.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, inputs[0].shape[2])))
+        return net
+
+    monkeypatch.setattr(train, "build", recording)
+    values = np.random.default_rng(0).normal(size=(1000, 3)).cumsum(axis=0)
+    data = prepare(from_frame(_frame(values), "walk"), 24, 12)
+    recipe = ForecastRecipe(steps=4, eval_every=2, dim=16, ffn_dim=32, sample_channels=True)
+    fit(data, "sdpa", {}, recipe, seed=0, backbone="channel-independent")
+    assert {c for training, c in seen if training} == {1} and {c for training, c in seen if not training} == {3}
+    assert "sample_channels" in recipe.identity() and "sample_channels" not in ForecastRecipe().identity()

@@ -33,14 +33,18 @@ class ForecastRecipe(EncoderSize):
     epochs: int | None = Field(
         None, ge=1, description="validate once per epoch and stop after this many (or `steps`, whichever first)"
     )
+    sample_channels: bool = Field(
+        False,
+        description="channel-independent backbones: a batch is `batch_size` (window, channel) pairs, one random "
+        "channel per window, rather than every channel of `batch_size` windows",
+    )
 
     def identity(self) -> dict:
         """What a cell's key holds of the recipe: fields added since the first release only where they are set, so
         that runs written before them resume."""
         dump = self.model_dump()
-        return {
-            k: v for k, v in dump.items() if k not in ("optimizer", "epochs") or v != type(self).model_fields[k].default
-        }
+        added = ("optimizer", "epochs", "sample_channels")
+        return {k: v for k, v in dump.items() if k not in added or v != type(self).model_fields[k].default}
 
 
 @dataclass
@@ -151,6 +155,7 @@ def fit(
     epoch_steps = -(-len(data.train) // recipe.batch_size)
     steps = min(recipe.steps, recipe.epochs * epoch_steps) if recipe.epochs else recipe.steps
     eval_every = epoch_steps if recipe.epochs else recipe.eval_every
+    per_channel = recipe.sample_channels and backbone in ("channel-independent", "patch")
     started = time.perf_counter()
     best = {"mse": float("inf"), "step": 0, "state": copy.deepcopy(model.state_dict())}
     order = torch.Generator().manual_seed(seed)
@@ -163,6 +168,10 @@ def fit(
         index = permutation[position : position + recipe.batch_size]
         position += recipe.batch_size
         x, y = data.train.batch(index)
+        if per_channel:  # one random channel of each window: the model sees single-channel series
+            pick = torch.randint(x.shape[2], (x.shape[0],), generator=order)
+            rows = torch.arange(x.shape[0])
+            x, y = x[rows, :, pick][..., None], y[rows, :, pick][..., None]
         loss = torch.nn.functional.mse_loss(model(x.to(device)), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
