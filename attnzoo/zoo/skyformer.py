@@ -7,6 +7,7 @@ import torch
 from pydantic import Field
 
 from attnzoo.zoo.base import ProjectedAttention, Sampler, real_positions, sample_real
+from attnzoo.zoo.nystromformer import iterative_pinv
 from attnzoo.zoo.params import SamplingParams
 from attnzoo.zoo.registry import Capabilities, register_variant
 
@@ -27,13 +28,10 @@ def rbf(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def iterative_inverse(matrix: torch.Tensor, iterations: int = INVERSE_ITERATIONS) -> torch.Tensor:
-    """The Nyströmformer iteration for a pseudo-inverse, started from K^T / (largest column sum of this matrix)."""
-    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-    inverse = matrix.transpose(-1, -2) / matrix.sum(dim=-2).amax(dim=-1)[..., None, None]
-    for _ in range(iterations):
-        product = matrix @ inverse
-        inverse = 0.25 * inverse @ (13 * eye - product @ (15 * eye - product @ (7 * eye - product)))
-    return inverse
+    """Nyströmformer's iteration for a pseudo-inverse, started from K^T / (largest column sum of this matrix), as
+    the Skyformer release starts it."""
+    start = matrix.transpose(-1, -2) / matrix.sum(dim=-2).amax(dim=-1)[..., None, None]
+    return iterative_pinv(matrix, iterations, start)
 
 
 @register_variant(
