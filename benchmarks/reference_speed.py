@@ -1,12 +1,15 @@
 """Each zoo variant timed side by side with its reference implementation, in one process, on identical inputs.
 
-References: the `linformer`, `performer-pytorch` and `nystrom-attention` packages (pip), and the authors' released
-code from checkouts you point at (nothing of it is part of attnzoo):
+References: the `linformer`, `performer-pytorch`, `nystrom-attention` and `local-attention` packages (pip), and the
+authors' released code from checkouts you point at (nothing of it is part of attnzoo):
 
     python benchmarks/reference_speed.py [--n 1024 4096 16384] [--rounds 5] [--threads 1]
         [--informer2020 PATH]    # github zhouhaoyi/Informer2020 (the repository root)
         [--skeinformer PATH]     # github pkuzengqi/Skeinformer, its src/ directory
-        [--nystromformer PATH]   # github mlpen/Nystromformer, its LRA/code/ directory
+        [--skyformer PATH]       # github pkuzengqi/Skyformer, its src/ directory
+        [--nystromformer PATH]   # github mlpen/Nystromformer, its LRA/code/ directory (also its linear attention)
+        [--cosformer PATH]       # github OpenNLPLab/cosFormer (the repository root)
+        [--transformer-ls PATH]  # github wxie9/S3Attention, its lra/ directory
         [--only TEXT]            # only the pairs whose title contains TEXT
 
 Rounds interleave the two sides in a shuffled order; each round times both with torch.utils.benchmark and takes
@@ -80,6 +83,50 @@ def nystromformer(path: str) -> Callable[[int], Fn]:
     return make
 
 
+def skyformer(path: str) -> Callable[[int], Fn]:
+    Skyformer = checkout(path, "models.attention_skyformer").Skyformer  # noqa: N806
+
+    def make(n: int) -> Fn:
+        config = {"device": "cpu", "max_seq_len": n, "accumulation": 1, "sampling_factor": 4, "nb_features": 128,
+                  "head_dim": P, "sketched_kernel": "kernel_RS_RBF", "no_projection": False}  # fmt: skip
+        layer, mask = Skyformer(config), torch.ones(B, n)
+        return lambda q, k, v: layer(q, k, v, mask)
+
+    return make
+
+
+def lra_linear(path: str) -> Callable[[int], Fn]:
+    LinearAttention = checkout(path, "attention_linear").LinearAttention  # noqa: N806
+
+    def make(n: int) -> Fn:
+        layer, mask = LinearAttention({}), torch.ones(B, n)
+        return lambda q, k, v: layer(q, k, v, mask)
+
+    return make
+
+
+def cosformer(path: str) -> Callable[[int], Fn]:
+    """The release's module takes (n, B, dim) inputs and projects them itself: compared as a layer."""
+    CosformerAttention = checkout(path, "cosformer").CosformerAttention  # noqa: N806
+    return lambda n: (lambda f: lambda x: f(x.transpose(0, 1)).transpose(0, 1))(CosformerAttention(DIM, H))
+
+
+def transformer_ls(path: str) -> Callable[[int], Fn]:
+    """The release's layer at our defaults (w = 16, r = 32), compared as layers."""
+    import types
+
+    AttentionLS = checkout(path, "attention_transformer_ls").AttentionLS  # noqa: N806
+
+    def make(n: int) -> Fn:
+        config = types.SimpleNamespace(pooling_mode="mean", cls_token=False, num_head=H, head_dim=P,
+                                       num_landmarks=32, max_seq_len=n, transformer_dim=DIM, attention_dropout=0.0,
+                                       window_size=16, fp32_attn=False, conv_kernel_size=-1)  # fmt: skip
+        layer, mask = AttentionLS(config), torch.ones(B, n)
+        return lambda x: layer(x, mask)
+
+    return make
+
+
 def ours(name: str, **params) -> Callable[[int], Fn]:
     def make(n: int) -> Fn:
         layer = attnzoo.create_attention(name, DIM, H, max_seq_len=n, **params)
@@ -109,6 +156,15 @@ def package_layers() -> list[tuple[str, Callable, Callable, str]]:
     pairs.append(("linformer layer vs linformer", our_layer("linformer"), linformer, "x"))
     performer = lambda n: (lambda f: lambda q, k, v: f(q, k, v))(FastAttention(P))  # noqa: E731
     pairs.append(("performer vs performer-pytorch FastAttention", ours("performer"), performer, "qkv"))
+    try:
+        from local_attention import LocalAttention
+
+        for causal in (False, True):
+            ref = lambda n, c=causal: LocalAttention(64, causal=c, autopad=True, use_rotary_pos_emb=False)  # noqa: E731
+            title = f"local{' causal' if causal else ''} vs local-attention"
+            pairs.append((title, ours("local", causal=causal), ref, "qkv"))
+    except ImportError:
+        print("local-attention not installed (pip install local-attention): skipped", file=sys.stderr)
     return pairs
 
 
@@ -140,6 +196,9 @@ def main() -> None:
     parser.add_argument("--informer2020")
     parser.add_argument("--skeinformer")
     parser.add_argument("--nystromformer")
+    parser.add_argument("--skyformer")
+    parser.add_argument("--cosformer")
+    parser.add_argument("--transformer-ls")
     parser.add_argument("--only", help="time only the pairs whose title contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -155,6 +214,15 @@ def main() -> None:
     if args.nystromformer:
         title = "nystromformer vs LRA NystromAttention"
         pairs.append((title, ours("nystromformer"), nystromformer(args.nystromformer), "qkv"))
+        pairs.append(("linear (lra-code) vs LRA LinearAttention", ours("linear", form="lra-code"),
+                      lra_linear(args.nystromformer), "qkv"))  # fmt: skip
+    if args.skyformer:
+        pairs.append(("skyformer vs Skyformer", ours("skyformer"), skyformer(args.skyformer), "qkv"))
+    if args.transformer_ls:
+        title = "transformer-ls layer vs AttentionLS"
+        pairs.append((title, our_layer("transformer-ls"), transformer_ls(args.transformer_ls), "x"))
+    if args.cosformer:
+        pairs.append(("cosformer layer vs CosformerAttention", our_layer("cosformer"), cosformer(args.cosformer), "x"))
     pairs += package_layers()
     pairs = [pair for pair in pairs if args.only is None or args.only in pair[0]]
 

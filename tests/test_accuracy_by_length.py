@@ -140,3 +140,29 @@ def test_a_warm_started_length_whose_earlier_model_is_gone_says_how_to_redo_it(t
     cell = next(c for c in plan(load_suite(write_suite(tmp_path, suite))) if c.seq_len == 32)
     with pytest.raises(FileNotFoundError, match="n=16 is gone; rerun that length with `attnzoo run --resume --force`"):
         benchmarks()["accuracy_by_length"].run(cell, workdir=tmp_path)
+
+
+@pytest.mark.slow
+def test_the_frontier_takes_its_times_from_an_efficiency_run_merged_in(tmp_path):
+    from attnzoo.leaderboards.markdown import build, markdown
+    from attnzoo.leaderboards.sources import load_run
+
+    trained = {**SUITE, "benchmarks": {"accuracy_by_length": {**SECTION, "seeds": 1}}}
+    path = write_suite(tmp_path, trained)
+    run_suite(load_suite(path), path.read_text(), tmp_path / "trained")
+    timing = {
+        "name": "by-length-timing",
+        "variants": ["sdpa", "linformer"],
+        "layer": {"dim": 16, "heads": 2, "batch": 16},
+        "seq_lens": [16, 32],
+        "benchmarks": {
+            "efficiency": {"metrics": ["time"], "passes": ["forward_backward"], "repetitions": 1, "min_run_time": 0.01}
+        },
+    }
+    path = write_suite(tmp_path, timing, "timing.yaml")
+    run_suite(load_suite(path), path.read_text(), tmp_path / "timed")
+    alone = markdown(build([load_run(tmp_path / "trained")]))
+    merged = markdown(build([load_run(tmp_path / "trained"), load_run(tmp_path / "timed")]))
+    assert "Speed-quality frontier: accuracy and time per training step" in alone
+    assert "Speed-quality frontier: accuracy and attention time" in merged
+    assert "from the efficiency run timed merged into this board" in merged

@@ -66,7 +66,16 @@ def test_xformers_unavailable_without_cuda_says_why():
 
 
 def test_list_variants_filters_by_glob():
-    assert attnzoo.list_variants("*former") == ["informer", "linformer", "nystromformer", "performer", "skeinformer"]
+    assert attnzoo.list_variants("*former") == [
+        "cosformer",
+        "informer",
+        "linformer",
+        "nystromformer",
+        "performer",
+        "reformer",
+        "skeinformer",
+        "skyformer",
+    ]
 
 
 class Doubler(torch.nn.Module):

@@ -31,6 +31,17 @@ def test_linformer_forward_is_the_package():
     assert torch.equal(layer(x), layer.inner(x))
 
 
+def test_reformer_forward_is_the_package():
+    """Unmasked, at a length the package accepts and with its global RNG in the same state, our wrapper returns
+    what reformer-pytorch's LSHSelfAttention returns."""
+    layer = make("reformer", bucket_size=4, seed=None)
+    x, _ = padded_batch(n=64)
+    torch.manual_seed(0)
+    ours = layer(x)
+    torch.manual_seed(0)
+    assert torch.equal(ours, layer.inner(x, input_mask=torch.ones(x.shape[:2], dtype=torch.bool)))
+
+
 def test_skeinformer_is_safe_at_large_logits(qkv):
     q, k, v = qkv
     layer = make("skeinformer", sample_size=16)

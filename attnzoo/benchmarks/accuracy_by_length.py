@@ -231,7 +231,7 @@ class AccuracyByLengthBenchmark(Benchmark):
                 "Test accuracy at the best validation step, mean over seeds with a 95% t-interval. Holds: the longest "
                 f"n up to which its mean stays at or above {fraction:.0%} of {baseline}'s at every length."
             )
-            out += _frontier(rows, acc, ns, view.h)
+            out += _frontier(rows, acc, ns, view.h, _layer_times(view.board))
             out += [line for name in view.figures for line in image_lines(name)]
         return out
 
@@ -345,8 +345,28 @@ def _holds(acc: dict, setting: str, base: dict[int, float], fraction: float, ns:
     return "" if not base else str(held) if held else "none"
 
 
-def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str) -> list[str]:
-    """Per n: each setting's mean accuracy and time per training step, ★ on those no other beats on both."""
+def _layer_times(board) -> tuple[dict[tuple[str, int], float], str] | None:
+    """(setting, n) -> median forward+backward time of one attention layer, from an efficiency run merged into
+    the board (timed alone, unlike training cells), with the run's name; None when the board has none."""
+    if board is None:
+        return None
+    timed = board.df[
+        (board.df["benchmark"] == "efficiency")
+        & (board.df["metric"] == "time")
+        & (board.df["pass"] == "forward_backward")
+        & (board.df["status"] == "ok")
+    ]
+    if timed.empty:
+        return None
+    times = {(str(s), int(n)): float(g["value"].median()) for (s, n), g in timed.groupby(["setting", "seq_len"])}
+    runs = ", ".join(board.runs[i].name for i in sorted(timed["run"].unique()))
+    return times, runs
+
+
+def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str, layer_times=None) -> list[str]:
+    """Per n: each setting's mean accuracy and time, ★ on those no other beats on both. The time is one attention
+    layer's forward+backward from a merged efficiency run where the board has one for every setting and n, else
+    the training cells' own time per step."""
     ok = rows[rows["status"] == "ok"]
     step = {
         (str(s), int(n)): statistics.median(e["step_seconds"] for e in g["extra"])
@@ -354,6 +374,9 @@ def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str) -> list[str]
     }
     if not step:
         return []
+    merged = layer_times is not None and all(key in layer_times[0] for key in step)
+    if merged:
+        step = {key: layer_times[0][key] for key in step}
     header = ["variant", *[f"n={n}" for n in ns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     on = {n: _pareto({s: (statistics.fmean(acc[s, n]), step[s, n]) for s, m in step if m == n}) for n in ns}
@@ -366,15 +389,23 @@ def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str) -> list[str]
             mark = " ★" if setting in on[n] else ""
             cells.append(f"{statistics.fmean(acc[setting, n]):.1f}% @ {step[setting, n] * 1e3:.3g} ms{mark}")
         lines.append("| " + " | ".join([setting, *cells]) + " |")
+    source = (
+        f"Time: one attention layer's forward+backward (median, timed alone) from the efficiency run "
+        f"{layer_times[1]} merged into this board, at the same setting and n."
+        if merged
+        else "Time per training step: the mean wall time of forward, backward and update in the cell's own "
+        "training run (cells trained side by side share the machine, so these are not timing-grade; merge an "
+        "efficiency run of the same settings and lengths to use its times instead)."
+    )
+    title = "accuracy and attention time" if merged else "accuracy and time per training step"
     return [
         "",
-        f"{h}# Speed-quality frontier: accuracy and time per training step",
+        f"{h}# Speed-quality frontier: {title}",
         "",
         *lines,
         "",
-        "Time per training step: the mean wall time of forward, backward and update in the cell's own training run "
-        "(cells trained side by side share the machine, so these are not timing-grade). ★: on the frontier at that n "
-        "(no other setting is both at least as accurate and at least as fast, and better in one).",
+        source + " ★: on the frontier at that n (no other setting is both at least as accurate and at least as "
+        "fast, and better in one).",
     ]
 
 

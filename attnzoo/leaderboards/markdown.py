@@ -50,6 +50,7 @@ class RunView:
     run: Run
     h: str  # heading level of its sections
     figures: list[str]
+    board: Board | None = None  # the whole board, for tables that read another benchmark's rows
 
 
 def build(runs: list[Run], prefer: Prefer = "error") -> Board:
@@ -111,7 +112,7 @@ def markdown(board: Board) -> str:
         for name, benchmark in board.benchmarks.items():
             rows = part[part["benchmark"] == name]
             if not rows.empty:
-                out += benchmark.tables(rows, RunView(run, level, board.figures.get((i, name), [])))
+                out += benchmark.tables(rows, RunView(run, level, board.figures.get((i, name), []), board))
     out += ["", STATUS_LEGEND]
     errors = df[df["status"] == "error"]
     if not errors.empty:

@@ -8,13 +8,15 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import Field
 
 from attnzoo.tasks.train import EncoderSize, StepReport
+from attnzoo.timeseries.backbones import Shape, build
 from attnzoo.timeseries.data import ForecastData, Windows
-from attnzoo.timeseries.models import NAIVE, AttentionForecaster, DLinear, repeat_last, seasonal_naive
+from attnzoo.timeseries.models import NAIVE, DLinear, repeat_last, seasonal_naive
 from attnzoo.zoo import create_attention
 
 
@@ -27,6 +29,22 @@ class ForecastRecipe(EncoderSize):
     eval_every: int = Field(100, ge=1, description="steps between validation passes")
     patience: int = Field(3, ge=1, description="validations without improvement before stopping")
     dropout: float = Field(0.05, ge=0, lt=1)
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="torch's Adam or AdamW, at their defaults")
+    epochs: int | None = Field(
+        None, ge=1, description="validate once per epoch and stop after this many (or `steps`, whichever first)"
+    )
+    sample_channels: bool = Field(
+        False,
+        description="channel-independent backbones: a batch is `batch_size` (window, channel) pairs, one random "
+        "channel per window, rather than every channel of `batch_size` windows",
+    )
+
+    def identity(self) -> dict:
+        """What a cell's key holds of the recipe: fields added since the first release only where they are set, so
+        that runs written before them resume."""
+        dump = self.model_dump()
+        added = ("optimizer", "epochs", "sample_channels")
+        return {k: v for k, v in dump.items() if k not in added or v != type(self).model_fields[k].default}
 
 
 @dataclass
@@ -38,31 +56,51 @@ class ForecastResult:
     steps: int
     seconds: float
     windows: int  # test windows scored
+    dropped: tuple[float, float] | None = None  # (MSE, MAE) without the last partial test batch of 32 windows
 
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
-def build_model(data: ForecastData, name: str, params: dict, recipe: ForecastRecipe) -> torch.nn.Module:
-    horizon, input_len = data.test.horizon, data.test.input_len
-    if name == "dlinear":
-        return DLinear(input_len, horizon)
-
-    def make_attention() -> torch.nn.Module:
-        return create_attention(name, recipe.dim, recipe.heads, max_seq_len=input_len, **params)
-
-    return AttentionForecaster(
-        make_attention, data.channels, input_len, horizon, recipe.dim, recipe.depth, recipe.ffn_dim, recipe.dropout
+def shape(data: ForecastData, recipe: ForecastRecipe, patch_len: int = 16, stride: int = 8) -> Shape:
+    return Shape(
+        data.channels,
+        data.test.input_len,
+        data.test.horizon,
+        recipe.dim,
+        recipe.depth,
+        recipe.ffn_dim,
+        recipe.dropout,
+        patch_len,
+        stride,
     )
 
 
+def build_model(
+    data: ForecastData, name: str, params: dict, recipe: ForecastRecipe, backbone: str = "encoder", **patch: int
+) -> torch.nn.Module:
+    if name == "dlinear":
+        return DLinear(data.test.input_len, data.test.horizon)
+
+    def make_attention(n: int) -> torch.nn.Module:
+        return create_attention(name, recipe.dim, recipe.heads, max_seq_len=n, **params)
+
+    return build(backbone, make_attention, shape(data, recipe, **patch))
+
+
+RELEASED_BATCH = 32  # the literature's test loader: batches of 32 windows, the last partial batch dropped
+
+
 @torch.no_grad()
-def evaluate(model: Model, windows: Windows, batch_size: int = 256, device: str = "cpu") -> tuple[float, float, int]:
-    """(MSE, MAE, windows) over every window of the split, each window and channel weighted alike."""
+def evaluate(
+    model: Model, windows: Windows, batch_size: int = 256, device: str = "cpu", count: int | None = None
+) -> tuple[float, float, int]:
+    """(MSE, MAE, windows) over every window of the split (or its first `count`), each window and channel weighted
+    alike."""
     if isinstance(model, torch.nn.Module):
         model.eval()
     squared = absolute = 0.0
-    count = len(windows)
+    count = len(windows) if count is None else count
     for start in range(0, count, batch_size):
         x, y = windows.batch(torch.arange(start, min(start + batch_size, count)))
         error = model(x.to(device)).cpu() - y
@@ -74,6 +112,13 @@ def evaluate(model: Model, windows: Windows, batch_size: int = 256, device: str 
     return squared / elements, absolute / elements, count
 
 
+def released_protocol(model: Model, windows: Windows, device: str = "cpu") -> tuple[float, float]:
+    """(MSE, MAE) as the released code of Informer, Autoformer, FEDformer and S3Attention score a test split:
+    without the last partial batch of 32 windows."""
+    mse, mae, _ = evaluate(model, windows, device=device, count=len(windows) // RELEASED_BATCH * RELEASED_BATCH)
+    return mse, mae
+
+
 def naive(data: ForecastData, name: str) -> ForecastResult:
     horizon = data.test.horizon
     model = (
@@ -83,7 +128,8 @@ def naive(data: ForecastData, name: str) -> ForecastResult:
     )
     started = time.perf_counter()
     mse, mae, count = evaluate(model, data.test)
-    return ForecastResult(mse, mae, None, 0, 0, time.perf_counter() - started, count)
+    seconds = time.perf_counter() - started
+    return ForecastResult(mse, mae, None, 0, 0, seconds, count, released_protocol(model, data.test))
 
 
 def fit(
@@ -94,32 +140,45 @@ def fit(
     seed: int,
     progress: Callable[[dict], None] | None = None,
     device: str = "cpu",
+    backbone: str = "encoder",
+    **patch: int,
 ) -> ForecastResult:
-    """Train `name` (an attention variant, or dlinear) on the train windows; naive baselines are only evaluated."""
+    """Train `name` (an attention variant in `backbone`, or dlinear) on the train windows; naive baselines are only
+    evaluated."""
     if name in NAIVE:
         return naive(data, name)
     torch.manual_seed(seed)
-    model = build_model(data, name, params, recipe).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    model = build_model(data, name, params, recipe, backbone, **patch).to(device)
+    optimizer = (torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam)(
+        model.parameters(), lr=recipe.lr
+    )
+    epoch_steps = -(-len(data.train) // recipe.batch_size)
+    steps = min(recipe.steps, recipe.epochs * epoch_steps) if recipe.epochs else recipe.steps
+    eval_every = epoch_steps if recipe.epochs else recipe.eval_every
+    per_channel = recipe.sample_channels and backbone in ("channel-independent", "patch")
     started = time.perf_counter()
     best = {"mse": float("inf"), "step": 0, "state": copy.deepcopy(model.state_dict())}
     order = torch.Generator().manual_seed(seed)
     permutation, position, stale, step = torch.randperm(len(data.train), generator=order), 0, 0, 0
     model.train()
-    report = StepReport(progress, recipe.steps)
-    while step < recipe.steps and stale < recipe.patience:
+    report = StepReport(progress, steps)
+    while step < steps and stale < recipe.patience:
         if position >= len(permutation):  # a new epoch; the last partial batch of the previous one was used
             permutation, position = torch.randperm(len(data.train), generator=order), 0
         index = permutation[position : position + recipe.batch_size]
         position += recipe.batch_size
         x, y = data.train.batch(index)
+        if per_channel:  # one random channel of each window: the model sees single-channel series
+            pick = torch.randint(x.shape[2], (x.shape[0],), generator=order)
+            rows = torch.arange(x.shape[0])
+            x, y = x[rows, :, pick][..., None], y[rows, :, pick][..., None]
         loss = torch.nn.functional.mse_loss(model(x.to(device)), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
         report.step(step, loss.item)
-        if step % recipe.eval_every == 0 or step == recipe.steps:
+        if step % eval_every == 0 or step == steps:
             val, _, _ = evaluate(model, data.val, device=device)
             if val < best["mse"]:
                 best, stale = {"mse": val, "step": step, "state": copy.deepcopy(model.state_dict())}, 0
@@ -128,4 +187,6 @@ def fit(
             report.validated(step, loss.item(), val)
     model.load_state_dict(best["state"])
     mse, mae, count = evaluate(model, data.test, device=device)
-    return ForecastResult(mse, mae, best["mse"], best["step"], step, time.perf_counter() - started, count)
+    seconds = time.perf_counter() - started
+    dropped = released_protocol(model, data.test, device)
+    return ForecastResult(mse, mae, best["mse"], best["step"], step, seconds, count, dropped)

@@ -1,7 +1,22 @@
 """The registry and every built-in attention variant behind the one interface."""
 
 # Importing the modules registers the built-in variants.
-from attnzoo.zoo import exact, informer, linformer, nystromformer, performer, s3attention, skeinformer  # noqa: F401
+from attnzoo.zoo import (  # noqa: F401
+    bigbird,
+    cosformer,
+    exact,
+    informer,
+    linear,
+    linformer,
+    local,
+    nystromformer,
+    performer,
+    reformer,
+    s3attention,
+    skeinformer,
+    skyformer,
+    transformer_ls,
+)
 from attnzoo.zoo.registry import (
     Availability,
     Capabilities,

@@ -53,7 +53,8 @@ def make_layer(name: str, max_seq_len: int = MAX_SEQ_LEN, weights_seed: int = 0,
 
 def factory(name: str, weights_seed: int = 0, **params: Any) -> Factory:
     """Fresh layers of one variant setting, the same weights each time, with keyword overrides."""
-    return lambda **overrides: make_layer(name, weights_seed=weights_seed, **{**params, **overrides})
+    base = {**variant_info(name).check_params, **params}
+    return lambda **overrides: make_layer(name, weights_seed=weights_seed, **{**base, **overrides})
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:

@@ -24,14 +24,17 @@ class NystromParams(VariantParams):
     )
 
 
-def iterative_pinv(a: torch.Tensor, iterations: int) -> torch.Tensor:
+def iterative_pinv(a: torch.Tensor, iterations: int, start: torch.Tensor | None = None) -> torch.Tensor:
     """Moore-Penrose pseudo-inverse of (..., m, m) by the paper's cubic Newton-Schulz iteration.
 
-    Z0 = A^T / (max column sum · max row sum) per matrix, so each batch element is independent."""
+    Z0 = A^T / (max column sum · max row sum) per matrix, so each batch element is independent, unless `start`
+    gives another first guess."""
     eye = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
-    col = a.abs().sum(dim=-2).amax(dim=-1, keepdim=True)[..., None]
-    row = a.abs().sum(dim=-1).amax(dim=-1, keepdim=True)[..., None]
-    z = a.transpose(-1, -2) / (col * row)
+    if start is None:
+        col = a.abs().sum(dim=-2).amax(dim=-1, keepdim=True)[..., None]
+        row = a.abs().sum(dim=-1).amax(dim=-1, keepdim=True)[..., None]
+        start = a.transpose(-1, -2) / (col * row)
+    z = start
     for _ in range(iterations):
         az = a @ z
         z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))

@@ -92,6 +92,9 @@ class Variant:
     availability: Callable[[], Availability] = lambda: AVAILABLE
     plugin: str | None = None  # distribution/entry point it came from, None for built-ins
     origin: Any = None  # the class or function holding the variant's code (default: factory)
+    # Parameters the conformance checks build it with (their inputs are 40 tokens long), where its defaults would
+    # leave nothing to approximate at that length (e.g. one hash bucket covering everything).
+    check_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def available(self) -> Availability:
@@ -142,6 +145,7 @@ def register_variant(
     capabilities: Capabilities | None = None,
     deviations: tuple[str, ...] | list[str] = (),
     availability: Callable[[], Availability] | None = None,
+    check_params: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., torch.nn.Module]], Callable[..., torch.nn.Module]]:
     """Register an attention variant. Decorates an nn.Module class (or a factory function) that is called
     as ``factory(dim=, heads=, max_seq_len=, **validated_params)`` and returns a module whose
@@ -164,6 +168,7 @@ def register_variant(
             deviations=tuple(deviations),
             availability=availability or (lambda: AVAILABLE),
             plugin=_loading_plugin,
+            check_params=dict(check_params or {}),
         )
         return factory
 
