@@ -15,7 +15,7 @@ from attnzoo.zoo.registry import Capabilities, register_variant
 
 class ReformerParams(SamplingParams):
     bucket_size: int = Field(
-        32, ge=1, description="tokens per hash bucket chunk; a query sees its chunk and the one before"
+        64, ge=1, description="tokens per chunk of sorted buckets; a query sees its chunk and the one before"
     )
     n_hashes: int = Field(2, ge=1, description="rounds of hashing, averaged")
 
@@ -36,6 +36,8 @@ class ReformerParams(SamplingParams):
         "tokens decide which earlier keys share a query's chunk, so changing token t+1 changes outputs up to t.",
         "With a seed, each call's random rotations come from the layer's own generator (a reproducible sequence of "
         "hashings); without one, from torch's global RNG, as in the package.",
+        "Defaults: chunks of 64 and 2 rounds, as the Nyströmformer LRA code runs Hugging Face's Reformer (the "
+        "package's default is 8 rounds).",
     ),
     check_params={"bucket_size": 4},
 )
