@@ -387,7 +387,7 @@ def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str, layer_times=
                 cells.append("")
                 continue
             mark = " ★" if setting in on[n] else ""
-            cells.append(f"{statistics.fmean(acc[setting, n]):.1f}% @ {step[setting, n] * 1e3:.3g} ms{mark}")
+            cells.append(f"{statistics.fmean(acc[setting, n]):.1f}% @ {_duration(step[setting, n])}{mark}")
         lines.append("| " + " | ".join([setting, *cells]) + " |")
     source = (
         f"Time: one attention layer's forward+backward (median, timed alone) from the efficiency run "
@@ -407,6 +407,10 @@ def _frontier(rows: pd.DataFrame, acc: dict, ns: list[int], h: str, layer_times=
         source + " ★: on the frontier at that n (no other setting is both at least as accurate and at least as "
         "fast, and better in one).",
     ]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def _pareto(points: dict[str, tuple[float, float]]) -> set[str]:
