@@ -85,10 +85,10 @@ class TransformerLSAttention(nn.Module):
         # Short-term: segments of w queries, each against the keys from w/2 before it to w/2 after it.
         ext = max(w // 2, 1)
         span = w + 2 * ext
-        k_tiles = F.pad(k, (0, 0, ext, ext)).unfold(2, span, w)  # (b, h, N/w, p, span)
-        v_tiles = F.pad(v, (0, 0, ext, ext)).unfold(2, span, w).transpose(-1, -2)  # (b, h, N/w, span, p)
-        seen = F.pad(real, (ext, ext), value=False).unfold(1, span, w)[:, None, :, None, :]  # real keys in range
         segments = q.shape[2] // w
+        k_tiles = _tiles(k, ext, w, span, segments).transpose(-1, -2)  # (b, h, N/w, p, span)
+        v_tiles = _tiles(v, ext, w, span, segments)  # (b, h, N/w, span, p)
+        seen = F.pad(real, (ext, ext), value=False).unfold(1, span, w)[:, None, :, None, :]  # real keys in range
         short_scores = (q.reshape(b, self.heads, segments, w, self.dim_head) @ k_tiles).masked_fill(
             ~seen, float("-inf")
         )
@@ -100,3 +100,13 @@ class TransformerLSAttention(nn.Module):
         short = probs[..., r:].reshape(b, self.heads, segments, w, span) @ v_tiles
         out = out + short.reshape(b, self.heads, -1, self.dim_head)
         return self.to_out(rearrange(out, "b h n p -> b n (h p)"))[:, :n]
+
+
+def _tiles(t: torch.Tensor, ext: int, w: int, span: int, segments: int) -> torch.Tensor:
+    """(b, h, N, p) -> (b, h, N/w, span, p): for each segment of w rows, the rows from ext before it to ext after it
+    (zeros beyond the ends), as overlapping views of one padded copy. as_strided rather than unfold: its backward
+    is a single index-add, where unfold's costs a tenth of the layer's time."""
+    padded = F.pad(t, (0, 0, ext, ext))
+    b, h, _, p = padded.shape
+    s0, s1, s2, s3 = padded.stride()
+    return padded.as_strided((b, h, segments, span, p), (s0, s1, w * s2, s2, s3))
