@@ -120,7 +120,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = variant_info(args.variant)
     spec.validate_params(params)
     results = check_variant(args.variant, **params)
-    table = Table(title=f"{spec.name}: the properties every variant must have", title_justify="left")
+    used = {**spec.check_params, **params}
+    title = f"{spec.name}: the properties every variant must have"
+    if used:
+        title += " (built with " + ", ".join(f"{k}={v}" for k, v in used.items()) + ")"
+    table = Table(title=title, title_justify="left")
     for column in ("check", "result", "what failed, and the fix"):
         table.add_column(column, overflow="fold")
     for r in results:

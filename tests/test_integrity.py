@@ -408,6 +408,8 @@ def test_check_runs_the_conformance_checks_on_an_unpackaged_class_and_says_what_
     assert "padded equals unpadded fail" in text and "Capabilities(padding_equivalent= False)" in text
     assert "padded positions do not leak pass" in text and "1 failed" in text
     assert cli("check", "sdpa", "-p", "causal=true").returncode == 0
+    reformer = cli("check", "reformer")  # its check_params: one bucket of 64 would cover the checks' 40 tokens
+    assert reformer.returncode == 0 and "(built with bucket_size=4)" in " ".join(reformer.stdout.split())
     bad = cli("check", "sdpa", "-p", "casual=true")
     assert bad.returncode == 2 and "did you mean 'causal'" in bad.stderr
 
