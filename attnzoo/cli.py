@@ -485,11 +485,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _version() -> str:
     import platform
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
-    return f"attnzoo {version('attnzoo')} (torch {torch.__version__}, Python {platform.python_version()})"
+    try:
+        ours = version("attnzoo")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        ours = "(not installed)"
+    return f"attnzoo {ours} (torch {torch.__version__}, Python {platform.python_version()})"
 
 
 DESCRIPTION = """attnzoo compares efficient attention mechanisms honestly: every variant behind one

@@ -4,6 +4,7 @@ contention probe's path to the leaderboard, the input gradient, and memory under
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -202,3 +203,14 @@ def test_repetitions_saved_by_earlier_releases_still_read():
     m = Measurement.from_dict(old)
     assert (m.metric, m.pass_name, m.value, m.status) == ("time", "forward", 0.5, None)
     assert Measurement.from_dict(m.to_dict()) == m
+
+
+def test_the_cpu_contention_probe_is_calibrated_for_cpu_cells_only(tmp_path):
+    """A GPU cell's kernels do not compete for CPU cores, so the CPU probe would judge it on the wrong resource
+    (a single-threaded calibration scaled to 16 threads read 6x slow on a GPU machine, every block contended)."""
+    from attnzoo.harness.plan import plan
+
+    cpu_cell = plan(load_suite(write_suite(tmp_path, TIMED)))[0]
+    assert EfficiencyBenchmark().calibrate(cpu_cell)["probe_s"] > 0
+    gpu_cell = replace(cpu_cell, layer={**cpu_cell.layer, "device": "cuda"})
+    assert EfficiencyBenchmark().calibrate(gpu_cell) is None

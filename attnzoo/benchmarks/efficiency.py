@@ -118,8 +118,12 @@ class EfficiencyBenchmark(Benchmark):
         return out
 
     def calibrate(self, cell: Cell) -> dict[str, float] | None:
-        """The contention probe's time on this machine with the suite's threads, at the start of a run."""
-        return {"probe_s": Probe().calibrate()} if "time" in cell.config.section.metrics else None
+        """The contention probe's time on this machine with the suite's threads, at the start of a run. None for
+        a GPU cell: the probe detects processes competing for CPU cores, and a GPU cell's kernels do not run
+        there (on a 16-core GPU machine the CPU probe read 6x its calibration, marking every block contended)."""
+        if "time" not in cell.config.section.metrics or str(cell.layer.get("device", "cpu")).startswith("cuda"):
+            return None
+        return {"probe_s": Probe().calibrate()}
 
     def aggregate(self, repetitions: dict[int, Outcome]) -> list[Measurement]:
         """Time: the median over repetitions whose probe was clean (over all of them when none was), every

@@ -1,7 +1,9 @@
 """Runs one cell in an isolated worker process with a timeout and a memory cap; failures become statuses.
 
 Workers are forked from a forkserver that has already imported torch and attnzoo, so isolation costs
-milliseconds per cell rather than a fresh interpreter's import time."""
+milliseconds per cell rather than a fresh interpreter's import time. A cell on a GPU gets a fresh interpreter
+instead: on a CUDA build of torch, merely asking whether a GPU is present (as packages do on import) leaves every
+process forked afterwards unable to use CUDA."""
 
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ def _work(cell: Cell, job: str, options: dict, memory_limit_bytes: int | None, w
 
 
 class LocalExecutor:
-    """One worker process per cell, forked from a preloaded forkserver, one cell at a time."""
+    """One worker process per cell, forked from a preloaded forkserver (spawned for a GPU cell), one at a time."""
 
     capacity = 1
 
@@ -102,6 +104,7 @@ class LocalExecutor:
         self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self.context = mp.get_context("forkserver")
         self.context.set_forkserver_preload(["attnzoo.harness.preload"])
+        self.gpu_context = mp.get_context("spawn")
         self.done: deque[tuple[Cell, Outcome]] = deque()
 
     def describe(self) -> dict:
@@ -116,9 +119,10 @@ class LocalExecutor:
     def run(self, cell: Cell, on_progress: Progress | None = None, job: str = "run", **options: object) -> Outcome:
         """The outcome of a job on the cell, with keyword options for it; progress messages the worker sends on the
         way go to on_progress."""
-        receive, send = self.context.Pipe(duplex=False)
+        context = self.gpu_context if str(cell.layer.get("device", "cpu")).startswith("cuda") else self.context
+        receive, send = context.Pipe(duplex=False)
         args = (cell, job, options, self.memory_limit, self.workdir, send)
-        worker = self.context.Process(target=_work, args=args, daemon=True)
+        worker = context.Process(target=_work, args=args, daemon=True)
         worker.start()
         send.close()
         where = {"executor": "local", "host": socket.gethostname(), "pid": worker.pid, "attempt": 1}
