@@ -1,9 +1,11 @@
 """Timing a reader can trust: the statistics on fixed samples, repetitions interleaved in fresh workers, the
 contention probe's path to the leaderboard, the input gradient, and memory under the allocator setting."""
 
+import statistics
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -11,7 +13,7 @@ import pytest
 import torch
 
 from attnzoo.benchmarks.efficiency import EfficiencyBenchmark
-from attnzoo.harness.measure import layer_call
+from attnzoo.harness.measure import layer_call, time_paired
 from attnzoo.harness.records import Measurement, Outcome
 from attnzoo.harness.rundir import RunStore, status_text
 from attnzoo.harness.runner import run_suite
@@ -106,6 +108,39 @@ def test_speedups_are_paired_by_round_with_an_interval():
     assert "| fast | 4x (2–4) |" in table and coverage == pytest.approx(1 - 2 / 32)
 
 
+def test_in_process_speedups_come_first_and_only_against_their_own_baseline():
+    """A row paired in its workers with sdpa gives its speed-up from those ratios, not from the cells' times in
+    the same round; against another baseline (a board that names one) it falls back to rounds."""
+    base = time_row("sdpa", 64, [0.04, 0.08, 0.04, 0.04, 0.04])
+    row = time_row("fast", 64, [0.01, 0.02, 0.01, 0.02, 0.01])
+    row["extra"] |= {"paired_with": "sdpa", "paired": [3.0, 3.1, 2.9, None, 3.0]}
+    paired = timing.speedup_interval(pd.Series(row), pd.Series(base))
+    assert paired.median == pytest.approx(3.0) and paired.n == 4  # the unpaired repetition is left out
+    vanilla = {**base, "label": "vanilla"}
+    assert timing.speedup_interval(pd.Series(row), pd.Series(vanilla)).median == 4.0  # by rounds
+
+
+def test_time_paired_gives_the_ratio_of_the_two_calls():
+    """Sleeps are not slowed by other processes, so their ratio is known: 4 ms over 2 ms."""
+    t, ratios = time_paired(lambda: time.sleep(0.002), lambda: time.sleep(0.004), 1, min_run_time=0.2)
+    assert len(ratios) >= 3 and t.runs == len(ratios)
+    assert 1.6 < statistics.median(ratios) < 2.4 and 0.0018 < t.median_s < 0.004
+
+
+def test_cells_carry_the_baseline_they_are_paired_with(tmp_path):
+    from attnzoo.harness.plan import plan
+
+    cells = plan(load_suite(write_suite(tmp_path, TIMED)))
+    by_label = {c.label: c for c in cells if c.seq_len == 32}
+    assert by_label["sdpa"].config.baseline is None  # the baseline's own cell is timed alone
+    assert by_label["vanilla"].config.baseline == ("sdpa", {}, "sdpa")
+    assert " vs " in by_label["vanilla"].code  # the baseline's code is part of what the cell measures
+    rounds = {**TIMED, "benchmarks": {"efficiency": {**TIMED["benchmarks"]["efficiency"], "pairing": "rounds"}}}
+    unpaired = plan(load_suite(write_suite(tmp_path, rounds, "rounds.yaml")))
+    assert all(c.config.baseline is None for c in unpaired)
+    assert {c.key for c in unpaired}.isdisjoint(c.key for c in cells)
+
+
 @pytest.mark.slow
 def test_repetitions_are_interleaved_and_saved(tmp_path):
     path = write_suite(tmp_path, TIMED)
@@ -122,6 +157,8 @@ def test_repetitions_are_interleaved_and_saved(tmp_path):
     assert len({tuple(label for _, label in visits) for visits in rounds.values()}) > 1  # shuffled
     rows = [r for r in summary.rows if r["metric"] == "time"]
     assert len(rows) == 6 and all(len(r["extra"]["repetitions"]) == 3 for r in rows)
+    paired = [r for r in rows if r["label"] != "sdpa"]
+    assert all(r["extra"]["paired_with"] == "sdpa" and None not in r["extra"]["paired"] for r in paired)
     assert all(r["extra"]["faults_per_call"] >= 0 for r in rows)
     manifest = RunStore(tmp_path / "run").manifest()
     assert manifest["calibrations"]["efficiency"][0]["probe_s"] > 0

@@ -1,8 +1,9 @@
 """The efficiency benchmark: FLOPs, time and peak memory of one layer, forward and forward+backward.
 
-A worker runs one repetition of one cell: a timed block per pass (see measure.time_call); in the first repetition
-also the deterministic metrics, FLOPs and peak memory. The runner repeats time in fresh workers, in rounds, with
-the machine to itself; speed-ups are paired against the baseline round by round."""
+A worker runs one repetition of one cell: timed blocks per pass, alternating with the baseline's in the same
+process (measure.time_paired), so that each speed-up compares two measurements milliseconds apart; in the first
+repetition also the deterministic metrics, FLOPs and peak memory. The runner repeats time in fresh workers, in
+rounds, with the machine to itself, so that the speed-up's interval spans processes as well."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -26,14 +27,15 @@ from attnzoo.harness.measure import (
     peak_memory,
     peak_rss_growth,
     time_call,
+    time_paired,
 )
-from attnzoo.harness.records import Cell, Measurement, Outcome
+from attnzoo.harness.records import Cell, Measurement, Outcome, SectionConfig
 from attnzoo.harness.rundir import STATUSES, status_text
 from attnzoo.leaderboards import plots, timing
 from attnzoo.leaderboards.headline import best_of
 from attnzoo.leaderboards.tables import image_lines, variant_table
 from attnzoo.stats import Interval
-from attnzoo.zoo import create_attention
+from attnzoo.zoo import create_attention, variant_info
 
 PASS_TITLE = {"forward": "forward", "forward_backward": "forward+backward"}
 
@@ -45,7 +47,12 @@ class Efficiency(Section):
         9, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
     )
     min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
-    baseline: str = Field("sdpa", description="label whose time every speed-up is paired against, round by round")
+    baseline: str = Field("sdpa", description="label whose time every speed-up is paired against")
+    pairing: Literal["blocks", "rounds"] = Field(
+        "blocks",
+        description="blocks: each worker times the variant and the baseline in alternating blocks, and a speed-up "
+        "is their ratio in the same process; rounds: the baseline's own worker in the same round",
+    )
     allocator: Literal["retain", "system"] = Field(
         "retain", description="retain: workers keep freed memory (glibc mallopt); system: the allocator's defaults"
     )
@@ -53,6 +60,20 @@ class Efficiency(Section):
         0.3, gt=0, description="a block whose probe ran this much slower than calibrated is contended"
     )
     contention_retries: int = Field(2, ge=0, description="times a contended block is measured again")
+
+
+@dataclass(frozen=True)
+class PairedConfig(SectionConfig):
+    """An efficiency cell's config: its section and, when its time is paired in-process, the baseline setting
+    (registered variant, parameters, label) timed beside it."""
+
+    baseline: tuple[str, dict[str, Any], str] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        out = super().identity()
+        if self.baseline:
+            out["paired_with"] = {"variant": self.baseline[0], "params": self.baseline[1]}
+        return out
 
 
 @dataclass
@@ -75,6 +96,28 @@ class EfficiencyBenchmark(Benchmark):
     exclusive = True
     per_length = True
 
+    def plan(self, suite: Any, section: Efficiency, threads: int | None) -> list[Cell]:
+        """Every setting at every length; with block pairing, each setting but the baseline carries the baseline
+        setting to time beside it (where the baseline can run here), and both codes in its version."""
+        settings, layer = list(suite.settings()), suite.layer.model_dump()
+        device_type = torch.device(layer["device"]).type
+        baseline = next(((v, s, label) for v, s, label in settings if label == section.baseline), None)
+        if baseline:
+            info = variant_info(baseline[0])
+            if info.cannot_run(device_type, layer["dtype"]) or not info.available.ok:
+                baseline = None
+        cells = []
+        for variant, setting, label in settings:
+            paired = section.pairing == "blocks" and "time" in section.metrics and baseline and label != baseline[2]
+            config = PairedConfig(section, baseline if paired else None)
+            code = (
+                f"{variant_info(variant).code_version} vs {variant_info(baseline[0]).code_version}" if paired else None
+            )
+            cells += [
+                suite.cell(self, variant, label, setting, n, config, layer, threads, code=code) for n in suite.seq_lens
+            ]
+        return cells
+
     def repetitions(self, cell: Cell) -> int:
         section = cell.config.section
         return section.repetitions if "time" in section.metrics else 1
@@ -91,6 +134,11 @@ class EfficiencyBenchmark(Benchmark):
             cell.variant, layer_cfg["dim"], layer_cfg["heads"], max_seq_len=cell.seq_len, **cell.params
         ).to(device=device, dtype=dtype)
         x = torch.randn(layer_cfg["batch"], cell.seq_len, layer_cfg["dim"], device=device, dtype=dtype)
+        baseline = getattr(cell.config, "baseline", None)
+        if baseline and "time" in config.metrics:
+            base_layer = create_attention(
+                baseline[0], layer_cfg["dim"], layer_cfg["heads"], max_seq_len=cell.seq_len, **baseline[1]
+            ).to(device=device, dtype=dtype)
         probe = Probe(probe_s, config.contention_margin)
         out = []
         for pass_name in config.passes:
@@ -98,8 +146,25 @@ class EfficiencyBenchmark(Benchmark):
             layer.train(backward)  # a training step, or inference
             call = layer_call(layer, x, None, backward)
             if "time" in config.metrics:
-                t = time_call(call, torch.get_num_threads(), config.min_run_time, probe, config.contention_retries)
-                extra = {
+                extra: dict[str, Any] = {}
+                t = None
+                if baseline:
+                    base_layer.train(backward)
+                    try:
+                        t, ratios = time_paired(
+                            call,
+                            layer_call(base_layer, x, None, backward),
+                            torch.get_num_threads(),
+                            config.min_run_time,
+                            probe,
+                            config.contention_retries,
+                        )
+                        extra = {"paired_with": baseline[2], "paired_ratios": [round(r, 5) for r in ratios]}
+                    except Exception as err:  # noqa: BLE001 - the baseline failing here (OOM) must not lose the cell
+                        extra = {"paired_with": baseline[2], "pairing_failed": f"{type(err).__name__}: {err}"[:300]}
+                if t is None:
+                    t = time_call(call, torch.get_num_threads(), config.min_run_time, probe, config.contention_retries)
+                extra |= {
                     "iqr_s": t.iqr_s,
                     "runs": t.runs,
                     "faults_per_call": round(t.faults_per_call, 1),
@@ -151,6 +216,15 @@ class EfficiencyBenchmark(Benchmark):
                 "block_iqr_s": [m.extra["iqr_s"] for _, m in blocks],
                 "probe_ratios": [m.extra["probe_ratios"] for _, m in blocks],
                 "faults_per_call": statistics.median(m.extra["faults_per_call"] for _, m in used),
+                # per repetition, the median in-process speed-up over the baseline; None where it was not paired
+                "paired": [
+                    statistics.median(m.extra["paired_ratios"]) if m.extra.get("paired_ratios") else None
+                    for _, m in blocks
+                ],
+                "paired_with": next((m.extra["paired_with"] for _, m in blocks if "paired_with" in m.extra), None),
+                "pairing_failed": next(
+                    (m.extra["pairing_failed"] for _, m in blocks if "pairing_failed" in m.extra), ""
+                ),
                 "contended": 2 * len(clean) < len(blocks),
                 "failed_repetitions": failed,
             }
@@ -274,7 +348,7 @@ class EfficiencyBenchmark(Benchmark):
                 crossover[k] = bold(s.crossover, "crossover", k)
             note = (
                 f"Speed-up and memory: {PASS_TITLE.get(timing_pass(board.df) or '', '')}, at the longest n both the "
-                f"variant and {baseline} ran in the same run (median over rounds with its interval; memory: peak "
+                f"variant and {baseline} ran in the same run (median over repetitions with its interval; memory: peak "
                 f"bytes allocated during the call, ratio). Crossover: between which measured lengths it becomes "
                 f"faster than {baseline} and stays faster."
             )

@@ -37,6 +37,7 @@ __all__ = [
     "peak_memory",
     "peak_rss_growth",
     "time_call",
+    "time_paired",
 ]
 
 
@@ -142,12 +143,48 @@ def time_call(
     `retries` times while the probe says another process was taking CPU; the last attempt is kept, marked
     contended if none was clean."""
     timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    probe = probe or Probe()
+    return _attempts(lambda: _blocks(timer, min_run_time), probe or Probe(), retries)
+
+
+def time_paired(
+    fn: Callable[[], None],
+    baseline: Callable[[], None],
+    threads: int,
+    min_run_time: float = 1.0,
+    probe: Probe | None = None,
+    retries: int = 2,
+) -> tuple[Timing, list[float]]:
+    """One repetition of fn paired with a baseline in the same process: blocks of the two alternate (A B B A
+    A B ..., so that a linear drift in the machine's speed cancels within each pair) until min_run_time has
+    passed, each block about a twentieth of it. Returns fn's timing, as time_call's, and per pair of adjacent
+    blocks the ratio baseline time / fn time: two measurements milliseconds apart, at one machine speed."""
+    timers = [Timer(stmt="fn()", globals={"fn": f}, num_threads=threads) for f in (fn, baseline)]
+    ratios: list[float] = []
+
+    def blocks() -> tuple[list[float], int]:
+        firsts = [t.timeit(1).median for t in timers]
+        numbers = [max(1, int(min_run_time / 20 / first)) for first in firsts]
+        mine, ratios[:] = [], []
+        calls, deadline = 3, time.perf_counter() + min_run_time
+        while time.perf_counter() < deadline or len(ratios) < 3:
+            order = (0, 1) if len(ratios) % 2 == 0 else (1, 0)
+            block = {i: timers[i].timeit(numbers[i]).median for i in order}
+            mine.append(block[0])
+            ratios.append(block[1] / block[0])
+            calls += sum(number + max(number // 100, 2) for number in numbers)  # faults: both layers' calls
+        return mine, calls
+
+    return _attempts(blocks, probe or Probe(), retries), list(ratios)
+
+
+def _attempts(measure: Callable[[], tuple[list[float], int]], probe: Probe, retries: int) -> Timing:
+    """Measure (seconds per call of each block, calls made) between two probes, again while the probe says
+    another process was taking CPU; the last attempt's blocks as a Timing."""
     ratios = []
     for _ in range(retries + 1):
         before = probe.ratio()
         faults = _minor_faults()
-        times, calls = _blocks(timer, min_run_time)
+        times, calls = measure()
         faults = (_minor_faults() - faults) / calls
         ratios.append(round(max(before, probe.ratio()), 3))
         if ratios[-1] <= 1 + probe.margin:

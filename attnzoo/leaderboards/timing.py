@@ -17,9 +17,10 @@ LEGEND = (
     "round; ±: IQR/median over the repetitions; † above 10%, ‡ above 25% (unreliable); (once): a single "
     "repetition, spread unknown. A repetition whose contention probe did not run clean is left out of the median "
     "and counted (k contended); *contended*: most of the cell's repetitions were, so another process was taking "
-    "CPU and the number is not comparable. Speed-up: median over rounds of (baseline time / variant time) "
-    "measured in the same round, with a distribution-free interval for that median from order "
-    "statistics{coverage}. Slope: log-log slope of time on n fitted per round, median and interval over rounds "
+    "CPU and the number is not comparable. Speed-up: median over repetitions of (baseline time / variant time), "
+    "each the median over blocks of the two timed alternately in the same worker (or, in runs without block "
+    "pairing, the two cells' times in the same round), with a distribution-free interval for that median from "
+    "order statistics{coverage}. Slope: log-log slope of time on n fitted per round, median and interval over rounds "
     "(1 = linear)."
 )
 
@@ -73,8 +74,21 @@ def slope_interval(group: pd.DataFrame) -> Interval | None:
 
 
 def speedup_interval(row: pd.Series, base: pd.Series) -> Interval | None:
-    ratios = paired_ratios(repetitions(base), repetitions(row))
+    """Over repetitions: the in-process speed-ups (baseline and variant timed in alternating blocks of one worker)
+    where the row has them against this baseline; else baseline time / variant time round by round."""
+    ratios = in_process_speedups(row, base["label"]) or paired_ratios(repetitions(base), repetitions(row))
     return median_interval(ratios) if ratios else None
+
+
+def in_process_speedups(row: pd.Series, baseline: str) -> list[float]:
+    """A time row's per-repetition in-process speed-ups over `baseline` (clean repetitions; all when none was)."""
+    extra = row["extra"] if isinstance(row["extra"], dict) else {}
+    paired = extra.get("paired") or []
+    if extra.get("paired_with") != baseline or not any(p is not None for p in paired):
+        return []
+    clean = extra.get("clean") or [True] * len(paired)
+    keep = [p for p, ok in zip(paired, clean, strict=True) if ok and p is not None]
+    return keep or [p for p in paired if p is not None]
 
 
 def _status(group: pd.DataFrame, status_text: Callable[[str], str]) -> str:
