@@ -30,6 +30,7 @@ from attnzoo.harness.measure import (
     time_paired,
 )
 from attnzoo.harness.records import Cell, Measurement, Outcome, SectionConfig
+from attnzoo.harness.roofline import Roofs, bound_s, measure_roofs, op_costs
 from attnzoo.harness.rundir import STATUSES, status_text
 from attnzoo.leaderboards import plots, timing
 from attnzoo.leaderboards.headline import best_of
@@ -41,7 +42,12 @@ PASS_TITLE = {"forward": "forward", "forward_backward": "forward+backward"}
 
 
 class Efficiency(Section):
-    metrics: list[Literal["flops", "time", "memory"]] = Field(["flops", "time", "memory"], min_length=1)
+    metrics: list[Literal["flops", "time", "memory", "roofline"]] = Field(
+        ["flops", "time", "memory", "roofline"],
+        min_length=1,
+        description="roofline: the time the call needs at least at this machine's matmul rate and memory bandwidth, "
+        "op by op (attnzoo.harness.roofline), shown as that bound over the measured time",
+    )
     passes: list[Literal["forward", "forward_backward"]] = Field(["forward", "forward_backward"], min_length=1)
     repetitions: int = Field(
         9, ge=1, description="time: repetitions per cell, each in a fresh worker, variants shuffled in every round"
@@ -124,7 +130,16 @@ class EfficiencyBenchmark(Benchmark):
 
     # --- the worker ----------------------------------------------------------------------------------------
 
-    def run(self, cell: Cell, *, repetition: int = 0, probe_s: float | None = None, **_: object) -> list[Measurement]:
+    def run(
+        self,
+        cell: Cell,
+        *,
+        repetition: int = 0,
+        probe_s: float | None = None,
+        matmul_flops_per_s: float | None = None,
+        bandwidth_bytes_per_s: float | None = None,
+        **_: object,
+    ) -> list[Measurement]:
         layer_cfg, config = cell.layer, cell.config.section
         if config.allocator == "retain":
             keep_freed_memory()
@@ -180,15 +195,23 @@ class EfficiencyBenchmark(Benchmark):
                 out.append(Measurement("memory", peak_memory(call, device), "bytes", pass_name, extra=extra))
             if "flops" in config.metrics:
                 out.append(Measurement("flops", count_flops(call), "FLOP", pass_name))
+            if "roofline" in config.metrics and matmul_flops_per_s and bandwidth_bytes_per_s:
+                out.append(_roofline(call, Roofs(matmul_flops_per_s, bandwidth_bytes_per_s), pass_name))
         return out
 
     def calibrate(self, cell: Cell) -> dict[str, float] | None:
-        """The contention probe's time on this machine with the suite's threads, at the start of a run. None for
-        a GPU cell: the probe detects processes competing for CPU cores, and a GPU cell's kernels do not run
-        there (on a 16-core GPU machine the CPU probe read 6x its calibration, marking every block contended)."""
-        if "time" not in cell.config.section.metrics or str(cell.layer.get("device", "cpu")).startswith("cuda"):
-            return None
-        return {"probe_s": Probe().calibrate()}
+        """At the start of a run, with the suite's threads: the contention probe's time, for a CPU cell (the probe
+        detects processes competing for CPU cores, and a GPU cell's kernels do not run there: on a 16-core GPU
+        machine the CPU probe read 6x its calibration, marking every block contended); and, for the roofline,
+        the matmul rate and memory bandwidth on the cell's device in its dtype."""
+        metrics, out = cell.config.section.metrics, {}
+        device = torch.device(cell.layer.get("device", "cpu"))
+        if "time" in metrics and device.type == "cpu":
+            out["probe_s"] = Probe().calibrate()
+        if "roofline" in metrics:
+            roofs = measure_roofs(device, getattr(torch, cell.layer["dtype"]), torch.get_num_threads())
+            out |= {"matmul_flops_per_s": roofs.flops_per_s, "bandwidth_bytes_per_s": roofs.bytes_per_s}
+        return out or None
 
     def aggregate(self, repetitions: dict[int, Outcome]) -> list[Measurement]:
         """Time: the median over repetitions whose probe was clean (over all of them when none was), every
@@ -260,6 +283,11 @@ class EfficiencyBenchmark(Benchmark):
             part = part.assign(value=faults)
             heading = f"{h} Minor page faults per call while timed, {title_pass} (allocator: {allocator})"
             out += ["", heading, "", variant_table(part, lambda v: f"{v:.0f}", slope=False)]
+        for pass_name, title_pass in PASS_TITLE.items():
+            part = roofline_efficiency(df, pass_name)
+            if not part.empty:
+                heading = f"{h} Roofline efficiency, {title_pass}: the two-roof bound over the measured time"
+                out += ["", heading, "", variant_table(part, lambda v: f"{v:.0%}", slope=False), "", ROOFLINE_LEGEND]
         sections = [
             ("memory", "Peak memory (MiB allocated during the call)", lambda v: f"{v / 2**20:.1f}"),
             ("flops", "FLOPs (GFLOP, FlopCounterMode)", lambda v: f"{v / 1e9:.3f}"),
@@ -275,7 +303,9 @@ class EfficiencyBenchmark(Benchmark):
     def figures(self, df: pd.DataFrame, run, out: Path, stem: str) -> list[str]:
         if not (pass_name := timing_pass(df)):
             return []
-        return plots.efficiency(df, _baseline_of(run), pass_name, PASS_TITLE[pass_name], out, stem)
+        files = plots.efficiency(df, _baseline_of(run), pass_name, PASS_TITLE[pass_name], out, stem)
+        bound = plots.roofline(roofline_efficiency(df, pass_name), PASS_TITLE[pass_name], out, stem)
+        return files + ([bound] if bound else [])
 
     # --- the headline ----------------------------------------------------------------------------------------
 
@@ -492,3 +522,40 @@ def _by_n(rows: pd.DataFrame, metric: str, pass_name: str) -> dict[int, pd.Serie
     measured = rows[(rows["metric"] == metric) & (rows["pass"] == pass_name)]
     found.update({int(r["seq_len"]): r for _, r in measured.iterrows()})
     return found
+
+
+ROOFLINE_LEGEND = (
+    "Bound: every op of the call at the machine's roofs, max(FLOPs / matmul rate, bytes / memory bandwidth), summed "
+    "(both roofs measured at the start of the run with the suite's threads and dtype; bytes: each op's inputs and "
+    "outputs once). 100% would be an implementation that runs every op at its roof; above 100%, data stayed in a "
+    "cache between ops. Low efficiency with mostly memory-bound ops points at passes that move bytes for few FLOPs."
+)
+
+
+def roofline_efficiency(df: pd.DataFrame, pass_name: str) -> pd.DataFrame:
+    """Rows (label, seq_len, value = roofline bound / measured time) where a cell has both; other statuses kept."""
+    bounds = _metric_rows(df, "roofline", pass_name)
+    times = _metric_rows(df, "time", pass_name)
+    if bounds.empty or times.empty:
+        return bounds.iloc[0:0]
+    keys = ["label", "seq_len", *(["run"] if "run" in df else [])]
+    joined = times.merge(bounds[[*keys, "value"]], on=keys, how="left", suffixes=("", "_bound"))
+    ok = joined["status"] == "ok"
+    joined = joined[~ok | joined["value_bound"].notna()]
+    return joined.assign(value=joined["value_bound"] / joined["value"]).drop(columns="value_bound")
+
+
+def _roofline(call, roofs: Roofs, pass_name: str) -> Measurement:
+    """The call's two-roof bound, with its totals and the share of it spent in memory-bound ops."""
+    costs = op_costs(call)
+    bound = bound_s(costs, roofs)
+    memory_bound = sum(c.seconds(roofs) for c in costs if c.bytes / roofs.bytes_per_s > c.flops / roofs.flops_per_s)
+    extra = {
+        "flops": sum(c.flops for c in costs),
+        "bytes": sum(c.bytes for c in costs),
+        "ops": len(costs),
+        "memory_bound_share": round(memory_bound / bound, 4) if bound else 0.0,
+        "matmul_flops_per_s": roofs.flops_per_s,
+        "bandwidth_bytes_per_s": roofs.bytes_per_s,
+    }
+    return Measurement("roofline", bound, "s", pass_name, extra=extra)

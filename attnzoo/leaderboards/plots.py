@@ -97,6 +97,27 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
     return files
 
 
+def roofline(efficiency: pd.DataFrame, pass_title: str, out: Path, stem: str) -> str | None:
+    """Roofline efficiency (two-roof bound / measured time) vs n, one line per setting."""
+    ok = efficiency[(efficiency["status"] == "ok") & efficiency["value"].notna()]
+    if ok.empty:
+        return None
+    with rc_context(STYLE):
+        fig, (ax,) = _figure(6.4, 4.2)
+        for i, setting, g in _groups(ok):
+            g = g.sort_values("seq_len")
+            ax.plot(g["seq_len"], g["value"] * 100, label=setting, **_style(i))
+        ax.axhline(100, color="black", linewidth=0.8, linestyle="--")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("sequence length n")
+        ax.set_ylabel(f"bound / measured time (%), {pass_title}")
+        ax.set_title("Roofline efficiency: time at the matmul and bandwidth roofs over time taken")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncols=2)
+        return _save(fig, out / f"{stem}roofline.png")
+
+
 def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
     """Relative error vs the parameter each variant sweeps, at the longest length, one panel per input kind."""
     ok = df[df["status"] == "ok"]

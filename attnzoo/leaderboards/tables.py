@@ -13,6 +13,7 @@ FIGURE_ALT = {
     "time": "time vs n",
     "memory": "peak memory vs n",
     "speedup": "speed-up over the baseline vs n",
+    "roofline": "roofline efficiency vs n",
     "approximation": "approximation error vs sample size",
     "bubble": "speed-up, accuracy and memory",
     "accuracy_by_length": "accuracy vs n",
