@@ -301,6 +301,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Two back-to-back runs of the packaged calibrate suite: how far their speed-ups agree, and how wide their
+    intervals are, give the smallest speed-up difference this machine resolves at the default settings."""
+    import statistics
+    import tempfile
+    import time
+
+    from attnzoo.harness import noise
+    from attnzoo.harness.rundir import RunStore
+    from attnzoo.harness.runner import run_suite
+    from attnzoo.harness.suite import default_suite_path, load_suite
+    from attnzoo.leaderboards.agreement import agreement, speedups
+
+    path = default_suite_path("calibrate.yaml")
+    suite, started = load_suite(path), time.monotonic()
+    warn = lambda text: err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = []
+        for name in ("a", "b"):
+            console.print(f"calibrate: run {name} of 2 ({suite.description})", highlight=False)
+            run_suite(suite, path.read_text(), Path(tmp) / name, on_warning=warn)
+            store = RunStore(Path(tmp) / name)
+            runs.append((store.rows(), store.manifest()))
+    baseline = suite.benchmarks.efficiency.baseline
+    found = agreement(*(speedups(rows, baseline) for rows, _ in runs))
+    if found is None:
+        raise UsageError("calibrate: the two runs share no speed-up (every cell failed?); see the warnings above")
+    resolves = max(2 * found.median_half_width, found.worst - 1)
+    probes = [m.get("calibrations", {}).get("efficiency", [{}])[0].get("probe_s") for _, m in runs]
+    result = {
+        "date": runs[1][1]["date"],
+        "seconds": round(time.monotonic() - started, 1),
+        "cells": found.cells,
+        "within_10": found.within_10,
+        "worst_ratio": round(found.worst, 4),
+        "median_half_width": round(found.median_half_width, 4),
+        "intervals_holding_other_median": f"{found.held}/{2 * found.cells}",
+        "resolves": round(resolves, 4),
+        "probe_s": probes,
+    }
+    for line in found.lines():
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if all(probes):
+        drift = max(probes) / min(probes) - 1
+        mean_ms = statistics.fmean(probes) * 1e3
+        text = f"  machine speed: the contention probe took {mean_ms:.1f} ms on average, the runs {drift:.0%} apart"
+        console.print(text, highlight=False)
+    console.print(
+        f"this machine resolves speed-up differences of about {resolves:.0%} at the default settings (the larger "
+        f"of twice the median interval half-width and the worst run-to-run difference); smaller differences "
+        f"between two variants here are noise",
+        highlight=False,
+        soft_wrap=True,
+    )
+    saved = noise.save(runs[1][1], result)
+    console.print(f"saved to {saved}; every later run on this machine records it in its manifest", soft_wrap=True)
+    return 0
+
+
 def _row_name(row: dict) -> str:
     """A result row's cell as one line: benchmark, what the benchmark tells cells apart by (a task), label, n."""
     try:
@@ -559,6 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="with --executor ray: a running cluster (`auto` or host:port); default: local")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "calibrate", help="this machine's run-to-run timing noise: the smallest speed-up difference it resolves"
+    )
+    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("validate", help="check a suite without running it; prints the planned cell count")
     p.add_argument("suite", nargs="?")
     _add_overrides(p)

@@ -25,3 +25,9 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def qkv():
     g = torch.Generator().manual_seed(0)
     return tuple(torch.randn(2, HEADS, 48, DIM // HEADS, generator=g) for _ in range(3))
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's attnzoo cache (what `attnzoo calibrate` saves)."""
+    monkeypatch.setenv("ATTNZOO_CACHE", str(tmp_path_factory.mktemp("cache")))

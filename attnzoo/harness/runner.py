@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnzoo.harness import noise
 from attnzoo.harness.benchmark import Benchmark, benchmarks, get_benchmark
 from attnzoo.harness.environment import BUSY, changes, load, manifest, row_environment
 from attnzoo.harness.executor import Executor, LocalExecutor
@@ -153,6 +154,7 @@ def run_suite(
         "load_start": load(),
         "executor": pool.describe(),
     }
+    full["machine_noise"] = noise.load(full)  # what `attnzoo calibrate` measured here, if it ran
     busy = full["load_start"].get("busy", 0)
     if on_warning and busy > BUSY and exclusive:
         on_warning(

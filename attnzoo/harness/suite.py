@@ -241,8 +241,9 @@ def suite_model() -> type[Suite]:
 DEFAULT_SUITE = "quick.yaml"
 
 
-def default_suite_path() -> Path:
-    return Path(str(resources.files("attnzoo") / "suites" / DEFAULT_SUITE))
+def default_suite_path(name: str = DEFAULT_SUITE) -> Path:
+    """A suite that ships with attnzoo (default: the one `attnzoo run` runs without an argument)."""
+    return Path(str(resources.files("attnzoo") / "suites" / name))
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
