@@ -130,20 +130,21 @@ def test_time_paired_gives_the_ratio_of_the_two_calls():
 def test_cells_carry_the_baseline_they_are_paired_with(tmp_path):
     from attnzoo.harness.plan import plan
 
-    cells = plan(load_suite(write_suite(tmp_path, TIMED)))
+    blocks = {**TIMED, "benchmarks": {"efficiency": {**TIMED["benchmarks"]["efficiency"], "pairing": "blocks"}}}
+    cells = plan(load_suite(write_suite(tmp_path, blocks)))
     by_label = {c.label: c for c in cells if c.seq_len == 32}
     assert by_label["sdpa"].config.baseline is None  # the baseline's own cell is timed alone
     assert by_label["vanilla"].config.baseline == ("sdpa", {}, "sdpa")
     assert " vs " in by_label["vanilla"].code  # the baseline's code is part of what the cell measures
-    rounds = {**TIMED, "benchmarks": {"efficiency": {**TIMED["benchmarks"]["efficiency"], "pairing": "rounds"}}}
-    unpaired = plan(load_suite(write_suite(tmp_path, rounds, "rounds.yaml")))
+    unpaired = plan(load_suite(write_suite(tmp_path, TIMED, "rounds.yaml")))  # the default: pairing by rounds
     assert all(c.config.baseline is None for c in unpaired)
     assert {c.key for c in unpaired}.isdisjoint(c.key for c in cells)
 
 
 @pytest.mark.slow
 def test_repetitions_are_interleaved_and_saved(tmp_path):
-    path = write_suite(tmp_path, TIMED)
+    blocks = {**TIMED, "benchmarks": {"efficiency": {**TIMED["benchmarks"]["efficiency"], "pairing": "blocks"}}}
+    path = write_suite(tmp_path, blocks)
     order = []
     summary = run_suite(
         load_suite(path), path.read_text(), tmp_path / "run", on_start=lambda cell, what: order.append((cell, what))

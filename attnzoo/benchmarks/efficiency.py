@@ -1,9 +1,9 @@
 """The efficiency benchmark: FLOPs, time and peak memory of one layer, forward and forward+backward.
 
-A worker runs one repetition of one cell: timed blocks per pass, alternating with the baseline's in the same
-process (measure.time_paired), so that each speed-up compares two measurements milliseconds apart; in the first
-repetition also the deterministic metrics, FLOPs and peak memory. The runner repeats time in fresh workers, in
-rounds, with the machine to itself, so that the speed-up's interval spans processes as well."""
+A worker runs one repetition of one cell: a timed block per pass (measure.time_call; with `pairing: blocks`,
+alternating with the baseline's in the same process, measure.time_paired); in the first repetition also the
+deterministic metrics: FLOPs, peak memory and the roofline bound. The runner repeats time in fresh workers, in
+rounds, with the machine to itself; speed-ups pair the variant's and the baseline's times round by round."""
 
 from __future__ import annotations
 
@@ -54,10 +54,11 @@ class Efficiency(Section):
     )
     min_run_time: float = Field(0.2, gt=0, description="time: seconds of timed calls per repetition")
     baseline: str = Field("sdpa", description="label whose time every speed-up is paired against")
-    pairing: Literal["blocks", "rounds"] = Field(
-        "blocks",
-        description="blocks: each worker times the variant and the baseline in alternating blocks, and a speed-up "
-        "is their ratio in the same process; rounds: the baseline's own worker in the same round",
+    pairing: Literal["rounds", "blocks"] = Field(
+        "rounds",
+        description="rounds: a speed-up pairs the variant's and the baseline's workers of the same round; blocks: "
+        "each worker also times the baseline, in alternating blocks, and pairs the two in-process (narrower "
+        "intervals that another run's median falls outside more often, measured on a 2-core VM; see the README)",
     )
     allocator: Literal["retain", "system"] = Field(
         "retain", description="retain: workers keep freed memory (glibc mallopt); system: the allocator's defaults"
@@ -378,7 +379,7 @@ class EfficiencyBenchmark(Benchmark):
                 crossover[k] = bold(s.crossover, "crossover", k)
             note = (
                 f"Speed-up and memory: {PASS_TITLE.get(timing_pass(board.df) or '', '')}, at the longest n both the "
-                f"variant and {baseline} ran in the same run (median over repetitions with its interval; memory: peak "
+                f"variant and {baseline} ran in the same run (median over rounds with its interval; memory: peak "
                 f"bytes allocated during the call, ratio). Crossover: between which measured lengths it becomes "
                 f"faster than {baseline} and stays faster."
             )

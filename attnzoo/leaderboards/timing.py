@@ -17,10 +17,10 @@ LEGEND = (
     "round; ±: IQR/median over the repetitions; † above 10%, ‡ above 25% (unreliable); (once): a single "
     "repetition, spread unknown. A repetition whose contention probe did not run clean is left out of the median "
     "and counted (k contended); *contended*: most of the cell's repetitions were, so another process was taking "
-    "CPU and the number is not comparable. Speed-up: median over repetitions of (baseline time / variant time), "
-    "each the median over blocks of the two timed alternately in the same worker (or, in runs without block "
-    "pairing, the two cells' times in the same round), with a distribution-free interval for that median from "
-    "order statistics{coverage}. Slope: log-log slope of time on n fitted per round, median and interval over rounds "
+    "CPU and the number is not comparable. Speed-up: median over rounds of (baseline time / variant time) "
+    "measured in the same round (with block pairing: over repetitions, each the median ratio of blocks of the two "
+    "timed alternately in one worker), with a distribution-free interval for that median from order "
+    "statistics{coverage}. Slope: log-log slope of time on n fitted per round, median and interval over rounds "
     "(1 = linear)."
 )
 
