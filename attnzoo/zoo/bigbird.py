@@ -91,12 +91,11 @@ class BigBirdAttention(ProjectedAttention):
         # The middle query blocks: their key blocks, gathered.
         index, slot_ok = self.key_blocks(blocks, h, q.device)  # (h, m, s), m = blocks - 2, s = 5 + r
         m, s = index.shape[1:]
-        kb, vb = (t.reshape(bsz, h, blocks, w, p) for t in (k, v))
-        gather = index[None, :, :, :, None, None].expand(bsz, h, m, s, w, p)
-        keys = torch.gather(kb[:, :, None].expand(-1, -1, m, -1, -1, -1), 3, gather).reshape(bsz, h, m, s * w, p)
-        values = torch.gather(vb[:, :, None].expand(-1, -1, m, -1, -1, -1), 3, gather).reshape(bsz, h, m, s * w, p)
-        seen = real.reshape(bsz, 1, 1, blocks, w).expand(-1, h, m, -1, -1)
-        seen = torch.gather(seen, 3, index[None, :, :, :, None].expand(bsz, h, m, s, w))
+        # Indexing (not gather on an expanded view, whose backward materialises the (m, blocks) expansion: memory
+        # quadratic in n) picks each row's key blocks; its backward accumulates into the (blocks, w, p) keys.
+        head = torch.arange(h, device=q.device)[:, None, None]
+        keys, values = (t.reshape(bsz, h, blocks, w, p)[:, head, index].reshape(bsz, h, m, s * w, p) for t in (k, v))
+        seen = real.reshape(bsz, blocks, w)[:, index]  # (bsz, h, m, s, w)
         seen = (seen & slot_ok[None, :, :, :, None]).reshape(bsz, h, m, 1, s * w)
         middle = q[:, :, w : (blocks - 1) * w].reshape(bsz, h, m, w, p)
         scores = (middle @ keys.transpose(-1, -2)).masked_fill(~seen, torch.finfo(q.dtype).min)
