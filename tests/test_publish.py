@@ -354,3 +354,16 @@ def test_a_variant_whose_settings_have_no_headline_values_still_renders(tmp_path
     board = build([load_run(make_run(tmp_path / "errors", EFFICIENCY_SUITE, rows))])
     assert [h.setting for h in board.headline] == ["linformer(k=64)", "linformer(k=32)"]
     assert "boom" in markdown(board)
+
+
+def test_compare_leaves_out_the_roofline_bound_which_moves_with_each_runs_roofs(tmp_path):
+    def with_bound(bound: float) -> list[dict]:
+        extra_rows = [
+            row("sdpa", "efficiency", 1024, metric="roofline", value=bound, unit="s", **{"pass": "forward_backward"})
+        ]
+        return efficiency_rows() + [{**r, "key": r["key"] + "/roofline"} for r in extra_rows]
+
+    base = load_run(make_run(tmp_path / "a", EFFICIENCY_SUITE, with_bound(0.010)))
+    new = load_run(make_run(tmp_path / "b", EFFICIENCY_SUITE, with_bound(0.013)))  # other roofs: a 30% other bound
+    changes = compare(base, new)
+    assert {c.verdict for c in changes} == {"same"} and not any(c.metric == "roofline" for c in changes)

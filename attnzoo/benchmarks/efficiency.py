@@ -468,6 +468,7 @@ class EfficiencyBenchmark(Benchmark):
     # --- compare ---------------------------------------------------------------------------------------------
 
     tested = {"time": "log"}  # times are skewed; their logs are close to symmetric
+    not_compared = frozenset({"roofline"})  # its bound moves with the roofs each run measures; time is compared
 
     def samples(self, rows: pd.DataFrame) -> list[float]:
         """Time: the clean repetitions; FLOPs and memory: the stored value (deterministic)."""

@@ -68,6 +68,9 @@ class Benchmark:
     columns: ClassVar[tuple[str, ...]] = ()  # row columns besides seq_len that tell its measurements apart
     lower_is_better: ClassVar[dict[str, bool]] = {}  # metric -> direction; unlisted metrics: lower is better
     tested: ClassVar[dict[str, str]] = {}  # metric -> "log" | "linear": `compare` tests its samples (Welch's t)
+    # Metrics `compare` leaves out: derived from others and from what each run measures of its machine (a bound
+    # computed at that run's roofs), so a change in them is the machine's, not the code's.
+    not_compared: ClassVar[frozenset[str]] = frozenset()
 
     # --- planning and validation (the driver) -------------------------------------------------------------
 

@@ -46,7 +46,9 @@ def compare(base: Run, new: Run, threshold: float = 0.05, alpha: float = ALPHA) 
     changes = []
     for _, cell in df.groupby(cell_columns, dropna=False, sort=False):
         sides = [cell[cell["run"] == i] for i in (0, 1)]
-        changes.append(_change(sides[0], sides[1], found.get(cell["benchmark"].iloc[0], Benchmark())))
+        benchmark = found.get(cell["benchmark"].iloc[0], Benchmark())
+        if cell["metric"].iloc[0] not in benchmark.not_compared:
+            changes.append(_change(sides[0], sides[1], benchmark))
     _holm([c for c in changes if c.p is not None])
     for c in changes:
         if c.verdict == "":
