@@ -7,6 +7,8 @@ authors' released code from checkouts you point at (nothing of it is part of att
         [--informer2020 PATH]    # github zhouhaoyi/Informer2020 (the repository root)
         [--skeinformer PATH]     # github pkuzengqi/Skeinformer, its src/ directory
         [--skyformer PATH]       # github pkuzengqi/Skyformer, its src/ directory
+        [--bigbird PATH]         # the same src/ directory: its BigBird (Hugging Face's block-sparse attention;
+                                 # needs the `transformers` package)
         [--nystromformer PATH]   # github mlpen/Nystromformer, its LRA/code/ directory (also its linear attention)
         [--cosformer PATH]       # github OpenNLPLab/cosFormer (the repository root)
         [--transformer-ls PATH]  # github wxie9/S3Attention, its lra/ directory
@@ -90,6 +92,19 @@ def skyformer(path: str) -> Callable[[int], Fn]:
         config = {"device": "cpu", "max_seq_len": n, "accumulation": 1, "sampling_factor": 4, "nb_features": 128,
                   "head_dim": P, "sketched_kernel": "kernel_RS_RBF", "no_projection": False}  # fmt: skip
         layer, mask = Skyformer(config), torch.ones(B, n)
+        return lambda q, k, v: layer(q, k, v, mask)
+
+    return make
+
+
+def bigbird(path: str) -> Callable[[int], Fn]:
+    """The Skyformer harness's BigBirdAttention (Hugging Face's block-sparse attention) at our defaults: blocks of
+    64, 3 random blocks, drawing its own random plan on every call as ours does."""
+    BigBird = checkout(path, "models.attention_bigbird").BigBirdAttention  # noqa: N806
+
+    def make(n: int) -> Fn:
+        layer = BigBird({"max_seq_len": n, "num_head": H, "num_random_blocks": 3, "block_size": 64, "head_dim": P})
+        mask = torch.ones(B, n)
         return lambda q, k, v: layer(q, k, v, mask)
 
     return make
@@ -197,6 +212,7 @@ def main() -> None:
     parser.add_argument("--skeinformer")
     parser.add_argument("--nystromformer")
     parser.add_argument("--skyformer")
+    parser.add_argument("--bigbird")
     parser.add_argument("--cosformer")
     parser.add_argument("--transformer-ls")
     parser.add_argument("--only", help="time only the pairs whose title contains this text")
@@ -218,6 +234,8 @@ def main() -> None:
                       lra_linear(args.nystromformer), "qkv"))  # fmt: skip
     if args.skyformer:
         pairs.append(("skyformer vs Skyformer", ours("skyformer"), skyformer(args.skyformer), "qkv"))
+    if args.bigbird:
+        pairs.append(("bigbird vs Skyformer harness BigBird", ours("bigbird"), bigbird(args.bigbird), "qkv"))
     if args.transformer_ls:
         title = "transformer-ls layer vs AttentionLS"
         pairs.append((title, our_layer("transformer-ls"), transformer_ls(args.transformer_ls), "x"))
