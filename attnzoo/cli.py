@@ -563,13 +563,14 @@ goes on, and a killed run resumes where it stopped."""
 
 EXAMPLES = """\
 examples:
-  attnzoo run                          the default suite (about four minutes on 2 CPU cores)
+  attnzoo run                          the default suite (about five minutes on 2 CPU cores)
   attnzoo run suite.yaml --variants sdpa,s3attention --seq-lens 1024,4096 --dry-run
   attnzoo run --resume runs/quick-20260101-120000
   attnzoo check my_module:MyAttention  check your own variant before you run it
   attnzoo list '*former'; attnzoo show s3attention
   attnzoo leaderboard runs/a runs/b -o published --format md,csv,json
   attnzoo compare runs/base runs/new --fail-on-regression
+  attnzoo calibrate                    how far this machine's speed-ups can be trusted (under a minute)
 
 `attnzoo COMMAND --help` describes each command."""
 
