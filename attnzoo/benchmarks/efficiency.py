@@ -30,7 +30,7 @@ from attnzoo.harness.measure import (
     time_paired,
 )
 from attnzoo.harness.records import Cell, Measurement, Outcome, SectionConfig
-from attnzoo.harness.roofline import Roofs, bound_s, measure_roofs, op_costs
+from attnzoo.harness.roofline import OpCost, Roofs, bound_s, measure_roofs, op_costs
 from attnzoo.harness.rundir import STATUSES, status_text
 from attnzoo.leaderboards import plots, timing
 from attnzoo.leaderboards.headline import best_of
@@ -156,6 +156,9 @@ class EfficiencyBenchmark(Benchmark):
                 baseline[0], layer_cfg["dim"], layer_cfg["heads"], max_seq_len=cell.seq_len, **baseline[1]
             ).to(device=device, dtype=dtype)
         probe = Probe(probe_s, config.contention_margin)
+        roofs = (
+            Roofs(matmul_flops_per_s, bandwidth_bytes_per_s) if matmul_flops_per_s and bandwidth_bytes_per_s else None
+        )
         out = []
         for pass_name in config.passes:
             backward = pass_name == "forward_backward"
@@ -194,10 +197,13 @@ class EfficiencyBenchmark(Benchmark):
                 call()  # first-call allocations (thread pools, caches) are not the layer's
                 extra = {"rss_growth_bytes": peak_rss_growth(call)} if device.type == "cpu" else {}
                 out.append(Measurement("memory", peak_memory(call, device), "bytes", pass_name, extra=extra))
+            # One call under the cost mode gives the roofline and the FLOPs (its ops' FLOPs sum to count_flops's).
+            costs = op_costs(call) if "roofline" in config.metrics and roofs else None
             if "flops" in config.metrics:
-                out.append(Measurement("flops", count_flops(call), "FLOP", pass_name))
-            if "roofline" in config.metrics and matmul_flops_per_s and bandwidth_bytes_per_s:
-                out.append(_roofline(call, Roofs(matmul_flops_per_s, bandwidth_bytes_per_s), pass_name))
+                flops = sum(c.flops for c in costs) if costs is not None else count_flops(call)
+                out.append(Measurement("flops", flops, "FLOP", pass_name))
+            if costs is not None:
+                out.append(_roofline(costs, roofs, pass_name))
         return out
 
     def calibrate(self, cell: Cell) -> dict[str, float] | None:
@@ -547,11 +553,10 @@ def roofline_efficiency(df: pd.DataFrame, pass_name: str) -> pd.DataFrame:
     return joined.assign(value=joined["value_bound"] / joined["value"]).drop(columns="value_bound")
 
 
-def _roofline(call, roofs: Roofs, pass_name: str) -> Measurement:
-    """The call's two-roof bound, with its totals and the share of it spent in memory-bound ops."""
-    costs = op_costs(call)
+def _roofline(costs: list[OpCost], roofs: Roofs, pass_name: str) -> Measurement:
+    """A call's two-roof bound from its ops' costs, with its totals and the share spent in memory-bound ops."""
     bound = bound_s(costs, roofs)
-    memory_bound = sum(c.seconds(roofs) for c in costs if c.bytes / roofs.bytes_per_s > c.flops / roofs.flops_per_s)
+    memory_bound = sum(c.seconds(roofs) for c in costs if c.memory_bound(roofs))
     extra = {
         "flops": sum(c.flops for c in costs),
         "bytes": sum(c.bytes for c in costs),

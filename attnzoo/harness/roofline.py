@@ -46,6 +46,9 @@ class OpCost:
     def seconds(self, roofs: Roofs) -> float:
         return max(self.flops / roofs.flops_per_s, self.bytes / roofs.bytes_per_s)
 
+    def memory_bound(self, roofs: Roofs) -> bool:
+        return self.bytes / roofs.bytes_per_s > self.flops / roofs.flops_per_s
+
 
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes the tensor's elements occupy, an expanded (stride-0) dimension once."""
