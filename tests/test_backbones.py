@@ -124,8 +124,9 @@ def test_backbone_errors_are_named_before_anything_runs(tmp_path):
         for p in err.value.problems
     )
     with pytest.raises(SuiteError) as err:
-        load_suite(_suite(tmp_path, backbone="patch", patch_len=30))
-    assert any("patch_len=30 exceeds weekly's input length 24" in p for p in err.value.problems)
+        load_suite(_suite(tmp_path, backbone="patch", patch_len=50))
+    assert any("patch_len=50 exceeds weekly's input length 24" in p for p in err.value.problems)
+    assert not any("max_seq_len" in p for p in err.value.problems)  # the one cause, not its echo in every variant
     with pytest.raises(SuiteError) as err:  # head width 16 / 4 = 4 < s3attention's s2 = 8
         path = _suite(tmp_path, backbone="s3-paper", recipe={"steps": 6, "dim": 16, "heads": 4, "ffn_dim": 32})
         path.write_text(path.read_text().replace("- sdpa", "- s3attention"))

@@ -201,7 +201,8 @@ class ForecastingBenchmark(Benchmark):
             except ValidationError:
                 continue  # reported by problems()
             shape = Shape(1, input_len, 1, r.dim, r.depth, r.ffn_dim, 0, section.patch_len, section.stride)
-            found.add((r.dim, r.heads, tokens(section.backbone_of(d), shape)))
+            if (n := tokens(section.backbone_of(d), shape)) >= 1:  # else patch_len > input: reported by problems()
+                found.add((r.dim, r.heads, n))
         return sorted(found)
 
     def describe(self, cell: Cell) -> str:
