@@ -16,7 +16,7 @@ from attnzoo.leaderboards.markdown import build, markdown
 from attnzoo.leaderboards.sources import load_run
 from attnzoo.timeseries.data import DataError, from_frame, prepare, read_csv
 from attnzoo.timeseries.models import DLinear, repeat_last, seasonal_naive
-from attnzoo.timeseries.train import ForecastRecipe, evaluate, fit, naive
+from attnzoo.timeseries.train import ForecastRecipe, evaluate, fit, naive, score
 from tests.test_publish import check_golden
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
@@ -72,6 +72,19 @@ def test_every_test_window_is_scored_the_last_ending_at_the_last_row(tmp_path):
     seen = []
     evaluate(lambda x: seen.append(len(x)) or x[:, -12:], data.test, batch_size=64)
     assert sum(seen) == len(data.test) and seen[-1] == len(data.test) % 64  # the partial last batch included
+
+
+def test_one_scoring_pass_gives_every_window_and_the_released_protocol():
+    """The released code's score (whole batches of 32 windows only) comes from the same pass as the every-window
+    score, and equals scoring the first 32k windows on their own."""
+    data = prepare(from_frame(_frame(random_walk(1003)), "s"), 24, 12)  # 189 test windows: 160 kept, 29 dropped
+    torch.manual_seed(0)
+    model = DLinear(24, 12)  # untrained: any model will do
+    mse, mae, count, dropped = score(model, data.test)
+    assert (count, len(data.test) // 32 * 32) == (189, 160)
+    assert (mse, mae) == pytest.approx(evaluate(model, data.test)[:2], rel=1e-6)
+    assert dropped == pytest.approx(evaluate(model, data.test, count=160)[:2], rel=1e-6)
+    assert dropped[0] != pytest.approx(mse, rel=1e-5)  # the 29 windows it drops do count
 
 
 def test_naive_baselines_match_an_independent_computation(tmp_path):
