@@ -89,10 +89,14 @@ def build_model(
 
 
 RELEASED_BATCH = 32  # the literature's test loader: batches of 32 windows, the last partial batch dropped
+# Scoring batches: 32 windows, as that loader; on a CPU also 1.5x to 2.7x faster than 256 (a channel-independent
+# model's activations for 32 windows stay in cache). Variants that sample at inference (ProbSparse, BigBird's
+# random blocks) draw per batch, so their scores depend on it.
+EVAL_BATCH = 32
 
 
 def evaluate(
-    model: Model, windows: Windows, batch_size: int = 256, device: str = "cpu", count: int | None = None
+    model: Model, windows: Windows, batch_size: int = EVAL_BATCH, device: str = "cpu", count: int | None = None
 ) -> tuple[float, float, int]:
     """(MSE, MAE, windows) over every window of the split (or its first `count`), each window and channel weighted
     alike."""
@@ -107,7 +111,7 @@ def score(model: Model, windows: Windows, device: str = "cpu") -> tuple[float, f
     Informer, Autoformer, FEDformer and S3Attention score it: without the last partial batch of 32 windows (None
     where that leaves none). One pass over the split."""
     kept = len(windows) // RELEASED_BATCH * RELEASED_BATCH
-    sums = _error_sums(model, windows, [kept, len(windows)], 256, device)
+    sums = _error_sums(model, windows, [kept, len(windows)], EVAL_BATCH, device)
     per_window = windows.horizon * windows.rows.shape[1]
     (sq_kept, abs_kept), (squared, absolute) = sums
     dropped = (sq_kept / (kept * per_window), abs_kept / (kept * per_window)) if kept else None
