@@ -168,6 +168,25 @@ def test_a_dataset_may_set_its_own_recipe_fields_and_bad_ones_are_named(tmp_path
     assert any("datasets.weekly.recipe: step: Extra inputs are not permitted" in p for p in err.value.problems)
 
 
+def test_dlinear_may_keep_one_recipe_across_backbones_whose_recipes_differ(tmp_path):
+    """With `baseline_recipe`, DLinear trains the same in an encoder suite and in an s3-paper suite with a slower
+    recipe; without it DLinear trains as the variants do."""
+    own = {"steps": 6, "eval_every": 3, "dim": 16, "ffn_dim": 32}
+    slow = {"steps": 6, "epochs": 2, "lr": 1e-4, "optimizer": "adamw", "dim": 16, "ffn_dim": 32}
+
+    def dlinear(**forecasting):
+        cells = plan(load_suite(_suite(tmp_path, **forecasting)))
+        return {str(c.config.identity()): c.config.recipe for c in cells if c.config.model == "dlinear"}
+
+    encoder = dlinear()
+    assert dlinear(backbone="s3-paper", recipe=slow, baseline_recipe=own) == encoder
+    plain = dlinear(backbone="s3-paper", recipe=slow)
+    assert plain.keys().isdisjoint(encoder) and {r["lr"] for r in plain.values()} == {1e-4}
+    suite = load_suite(_suite(tmp_path, backbone="s3-paper", recipe=slow, baseline_recipe=own))
+    ((benchmark, section),) = suite.benchmarks.sections()
+    assert "DLinear: Adam lr 0.001" in benchmark.setup(suite, section)
+
+
 def test_sampled_channels_train_on_single_channel_series_and_score_every_channel(monkeypatch):
     import attnzoo.timeseries.train as train
 
