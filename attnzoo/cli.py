@@ -79,6 +79,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from attnzoo.timeseries.backbones import BACKBONES, describe
+
+    if args.name in BACKBONES:
+        console.print(f"[bold]{args.name}[/] — a forecasting backbone (`backbone: {args.name}` in a suite)")
+        console.print(describe(args.name), markup=False, highlight=False)
+        return 0
     spec = variant_info(args.name)
     console.print(f"[bold]{spec.name}[/] — {escape(spec.description)}")
     console.print(f"source: {spec.source}", markup=False)
@@ -588,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", help="glob over names, e.g. '*former'")
     p.add_argument("--json", action="store_true", help="everything about each variant, as JSON")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("show", help="one variant: parameters, capabilities, paper, deviations")
+    p = sub.add_parser("show", help="one variant (parameters, capabilities, paper, deviations) or forecasting backbone")
     p.add_argument("name")
     p.set_defaults(func=cmd_show)
     p = sub.add_parser(

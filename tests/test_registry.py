@@ -168,6 +168,9 @@ def test_cli_list_and_show(capsys):
     assert "nb_features" in out and "deviations" in out
     assert main(["show", "performr"]) == 2
     assert "did you mean 'performer'" in capsys.readouterr().err
+    assert main(["show", "s3-paper"]) == 0  # a forecasting backbone: what it computes and its deviations
+    out = " ".join(capsys.readouterr().out.split())
+    assert "forecasting backbone" in out and "sqrt(var + 1)" in out and "Deviations: the release builds" in out
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -155,6 +157,14 @@ class S3Paper(nn.Module):
 
 
 BACKBONES = ("encoder", "channel-independent", "patch", "s3-paper")
+
+
+def describe(backbone: str) -> str:
+    """What the backbone computes and where it deviates from its source: its class's docstring."""
+    cls = {"encoder": AttentionForecaster, "s3-paper": S3Paper}.get(backbone, ChannelIndependent)
+    patched = "Over patches of `patch_len` steps every `stride` steps.\n\n" if backbone == "patch" else ""
+    # The docstring's line breaks unwrapped (paragraphs and "- " items kept), for the terminal to wrap.
+    return re.sub(r"\n(?!\n|- )(?<!\n\n)\s*", " ", patched + (inspect.getdoc(cls) or ""))
 
 
 def unknown(name: str) -> str:
