@@ -255,3 +255,13 @@ def test_the_protocol_reproduces_the_published_repeat_baseline(file, mse, mae):
     numbers only if the splits, the scaler and the windows are the standard ones."""
     result = naive(prepare(read_csv(SHARED / f"{file}.csv"), 96, 96), "repeat-last")
     assert (result.mse, result.mae) == (pytest.approx(mse, abs=1e-3), pytest.approx(mae, abs=1e-3))  # 3 decimals
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the benchmark files are not at {SHARED}")
+def test_dlinear_trained_with_the_default_recipe_reaches_its_published_error():
+    """DLinear is the baseline every backbone's table is held against: with the default recipe (Adam lr 1e-3,
+    batch 32, at most 1500 steps) it reaches its paper's ETTh1-96 error (0.386/0.400 at input 96) within 0.015."""
+    data = prepare(read_csv(SHARED / "ETTh1.csv"), 96, 96)
+    result = fit(data, "dlinear", {}, ForecastRecipe(), seed=0)
+    assert (result.mse, result.mae) == (pytest.approx(0.386, abs=0.015), pytest.approx(0.400, abs=0.015))
