@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -237,6 +238,10 @@ def _suite_for_run(args: argparse.Namespace):
     return suite, store.suite_text(), store.dir
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from attnzoo.harness.plan import plan
     from attnzoo.harness.runner import progress_units, run_suite
@@ -251,6 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"{plural(len(cells), 'cell')} would run in {run_dir} (nothing was run)", highlight=False)
         return 0
     report = _progress(suite.name, progress_units(cells), len(cells), args.quiet)
+    # `kill PID` stops a run as Ctrl-C does (a run started in the background ignores Ctrl-C's SIGINT).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with report:
             summary = run_suite(

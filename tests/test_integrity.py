@@ -171,7 +171,8 @@ def test_binary_suite_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_says_what_was_saved_and_how_to_resume(tmp_path, signum):
     suite = {**TINY, "seq_lens": [32, 48, 64, 96, 128, 192, 256, 384]}
     suite["benchmarks"] = {
         "efficiency": {"metrics": ["time"], "passes": ["forward"], "repetitions": 1, "min_run_time": 0.5}
@@ -189,10 +190,25 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
     repetitions, deadline = run_dir / "repetitions.jsonl", time.time() + 60
     while (not repetitions.exists() or len(repetitions.read_text().splitlines()) < 2) and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    else:
+        proc.send_signal(signal.SIGTERM)  # what `kill PID` sends: the driver alone
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"continue with: attnzoo run --resume {run_dir}" in " ".join(err.split())
+    deadline = time.time() + 10
+    while _group_alive(proc.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid), "a worker outlived the run"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class Sleeper(attnzoo.zoo.base.ProjectedAttention):
