@@ -88,56 +88,45 @@ def build_model(
     return build(backbone, make_attention, shape(data, recipe, **patch))
 
 
-RELEASED_BATCH = 32  # the literature's test loader: batches of 32 windows, the last partial batch dropped
-# Scoring batches: 32 windows, as that loader; on a CPU also 1.5x to 2.7x faster than 256 (a channel-independent
-# model's activations for 32 windows stay in cache). Variants that sample at inference (ProbSparse, BigBird's
-# random blocks) draw per batch, so their scores depend on it.
-EVAL_BATCH = 32
+# Scoring batches: 32 windows, as the literature's test loader has them (its code drops the last partial one); on a
+# CPU also 1.5x to 2.7x faster than 256 (a channel-independent model's activations for 32 windows stay in cache).
+# Variants that sample at inference (ProbSparse, BigBird's random blocks) draw per batch, so their scores depend on it.
+BATCH = 32
 
 
-def evaluate(
-    model: Model, windows: Windows, batch_size: int = EVAL_BATCH, device: str = "cpu", count: int | None = None
-) -> tuple[float, float, int]:
-    """(MSE, MAE, windows) over every window of the split (or its first `count`), each window and channel weighted
-    alike."""
-    count = len(windows) if count is None else count
-    ((squared, absolute),) = _error_sums(model, windows, [count], batch_size, device)
-    elements = count * windows.horizon * windows.rows.shape[1]
-    return squared / elements, absolute / elements, count
+def evaluate(model: Model, windows: Windows, batch_size: int = BATCH, device: str = "cpu") -> tuple[float, float, int]:
+    """(MSE, MAE, windows) over every window of the split, each window and channel weighted alike."""
+    return _means(_batch_errors(model, windows, batch_size, device), windows)
 
 
 def score(model: Model, windows: Windows, device: str = "cpu") -> tuple[float, float, int, tuple[float, float] | None]:
     """(MSE, MAE, windows) over every window of a test split, and beside them (MSE, MAE) as the released code of
     Informer, Autoformer, FEDformer and S3Attention score it: without the last partial batch of 32 windows (None
-    where that leaves none). One pass over the split."""
-    kept = len(windows) // RELEASED_BATCH * RELEASED_BATCH
-    sums = _error_sums(model, windows, [kept, len(windows)], EVAL_BATCH, device)
-    per_window = windows.horizon * windows.rows.shape[1]
-    (sq_kept, abs_kept), (squared, absolute) = sums
-    dropped = (sq_kept / (kept * per_window), abs_kept / (kept * per_window)) if kept else None
-    return squared / (len(windows) * per_window), absolute / (len(windows) * per_window), len(windows), dropped
+    where no batch is whole). One pass over the split."""
+    batches = _batch_errors(model, windows, BATCH, device)
+    whole = [b for b in batches if b[2] == BATCH]
+    return *_means(batches, windows), (_means(whole, windows)[:2] if whole else None)
 
 
 @torch.no_grad()
-def _error_sums(
-    model: Model, windows: Windows, ends: list[int], batch_size: int, device: str
-) -> list[tuple[float, float]]:
-    """The squared and absolute error summed over windows [0, end) for each of the increasing `ends`, in one pass
-    whose batches break at every end."""
+def _batch_errors(model: Model, windows: Windows, batch_size: int, device: str) -> list[tuple[float, float, int]]:
+    """(squared error sum, absolute error sum, windows) of each batch, in order."""
     if isinstance(model, torch.nn.Module):
         model.eval()
-    sums, squared, absolute, start = [], 0.0, 0.0, 0
-    for end in ends:
-        for first in range(start, end, batch_size):
-            x, y = windows.batch(torch.arange(first, min(first + batch_size, end)))
-            error = model(x.to(device)).cpu() - y
-            squared += float(error.double().square().sum())
-            absolute += float(error.double().abs().sum())
-        sums.append((squared, absolute))
-        start = max(start, end)
+    batches = []
+    for start in range(0, len(windows), batch_size):
+        x, y = windows.batch(torch.arange(start, min(start + batch_size, len(windows))))
+        error = (model(x.to(device)).cpu() - y).double()
+        batches.append((float(error.square().sum()), float(error.abs().sum()), len(x)))
     if isinstance(model, torch.nn.Module):
         model.train()
-    return sums
+    return batches
+
+
+def _means(batches: list[tuple[float, float, int]], windows: Windows) -> tuple[float, float, int]:
+    count = sum(b[2] for b in batches)
+    elements = count * windows.horizon * windows.rows.shape[1]
+    return sum(b[0] for b in batches) / elements, sum(b[1] for b in batches) / elements, count
 
 
 def naive(data: ForecastData, name: str) -> ForecastResult:
