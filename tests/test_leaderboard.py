@@ -59,6 +59,12 @@ def test_mean_interval_is_the_student_t_interval():
     assert math.isnan(mean_interval([50.0])[1])
 
 
+def test_accuracy_intervals_stay_within_what_an_accuracy_can_be():
+    """Three seeds near a bound give a t-interval past it; the table shows it clipped, the mean untouched."""
+    assert mean_interval([95.3, 99.6, 98.5]) == pytest.approx((97.8, 92.25, 100.0), abs=0.01)
+    assert mean_interval([0.0, 0.0, 0.6])[1] == 0.0
+
+
 def test_ties_with_the_best_are_marked_and_the_rest_are_not():
     assert indistinguishable([60, 61, 62], [59, 61, 63])
     assert not indistinguishable([60, 61, 62], [40, 41, 42])

@@ -30,12 +30,19 @@ CONFIDENCE, ALPHA, POWER = 0.95, 0.05, 0.8
 
 
 def mean_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """(mean, low, high): mean ± t(confidence, k-1) · s / sqrt(k); a single value has no interval."""
+    """(mean, low, high) of accuracies in %: mean ± t(confidence, k-1) · s / sqrt(k), clipped to [0, 100] (with
+    three seeds the symmetric interval can reach past what an accuracy can be); a single value has no interval."""
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, math.nan, math.nan
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, max(mean - half, 0.0), min(mean + half, 100.0)
+
+
+def accuracy_text(values: list[float]) -> str:
+    """'mean (low–high)' of accuracies in %, or the mean alone for one value."""
+    mean, low, high = mean_interval(values)
+    return f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
 
 
 def indistinguishable(best: list[float], other: list[float], alpha: float = ALPHA) -> bool:
@@ -59,8 +66,7 @@ def detectable_difference(std: float, seeds: int) -> float:
 
 
 def _cell(values: list[float], runs: int, best: bool, tie: bool) -> str:
-    mean, low, high = mean_interval(values)
-    text = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
+    text = accuracy_text(values)
     text = f"**{text}**" if best else f"{text} ≈" if tie else text
     return text + (f" ({len(values)}/{runs} seeds)" if len(values) < runs else "")
 
@@ -253,10 +259,12 @@ class AccuracyBenchmark(Benchmark):
         best = best_of(seeded, higher=True)  # one seed supports no ordering
         cells = {}
         for k, score in scores.items():
-            mean, low, high = mean_interval(score.accuracy)
-            text = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
+            text = accuracy_text(score.accuracy)
             cells[k] = f"**{text}**" if k in best else text if k in alike else f"{text} over {', '.join(score.tasks)}"
-        note = f"Accuracy: average over the tasks {', '.join(common)}, mean over seeds with a 95% t-interval"
+        note = (
+            f"Accuracy: average over the tasks {', '.join(common)}, mean over seeds with a 95% t-interval "
+            "(clipped to 0–100)"
+        )
         mixed = len(alike) < len(scores)
         note += "; a value followed by other tasks averages over those, and is not comparable." if mixed else "."
         return [("accuracy (avg %)", cells, note)]

@@ -12,7 +12,6 @@ read from the run itself: a setting is on it when no other is both more accurate
 from __future__ import annotations
 
 import hashlib
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from attnzoo.benchmarks.accuracy import mean_interval, result_extra, train_cell
+from attnzoo.benchmarks.accuracy import accuracy_text, result_extra, train_cell
 from attnzoo.harness.benchmark import Benchmark, Progress, SeededSection, register_benchmark
 from attnzoo.harness.records import Cell, Measurement
 from attnzoo.harness.rundir import status_text
@@ -228,7 +227,8 @@ class AccuracyByLengthBenchmark(Benchmark):
                 lines.append("| " + " | ".join([str(setting), *cells, _holds(acc, setting, base, fraction, ns)]) + " |")
             out += ["", f"{view.h} Accuracy (%) by sequence length: {task}", "", *lines, ""]
             out.append(
-                "Test accuracy at the best validation step, mean over seeds with a 95% t-interval. Holds: the longest "
+                "Test accuracy at the best validation step, mean over seeds with a 95% t-interval "
+                "(clipped to 0–100). Holds: the longest "
                 f"n up to which its mean stays at or above {fraction:.0%} of {baseline}'s at every length."
             )
             out += _frontier(rows, acc, ns, view.h, _layer_times(view.board))
@@ -281,8 +281,7 @@ class AccuracyByLengthBenchmark(Benchmark):
         best = best_of({k: v for k, v in at_longest.items() if len(held[k].accuracy) > 1}, higher=True)
         cells = {}
         for k, h in held.items():
-            mean, low, high = mean_interval(h.accuracy)
-            text = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
+            text = accuracy_text(h.accuracy)
             text = f"**{text}**" if k in best else text
             cells[k] = f"{text} at {h.n}" + (f", holds to {h.holds_to}" if h.holds_to else "")
         note = (
@@ -322,9 +321,7 @@ def _accuracy(rows: pd.DataFrame, by: str = "label") -> dict[tuple[str, int], li
 
 def _accuracy_text(rows: pd.DataFrame, values: list[float] | None) -> str:
     if values:
-        mean, low, high = mean_interval(values)
-        text = f"{mean:.1f}" if math.isnan(low) else f"{mean:.1f} ({low:.1f}–{high:.1f})"
-        return text + (f" ({len(values)}/{len(rows)} seeds)" if len(values) < len(rows) else "")
+        return accuracy_text(values) + (f" ({len(values)}/{len(rows)} seeds)" if len(values) < len(rows) else "")
     failed = rows[rows["status"] != "ok"]
     return status_text(failed["status"].iloc[0]) if not failed.empty else ""
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure  # no pyplot: no display backend, no global
 from attnzoo.leaderboards.sources import resolved_params
 from attnzoo.leaderboards.timing import repetitions, speedup_interval
 
+LEGEND_WIDTH = 1.8  # inches added to a figure for the legend beside its last panel
 STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white", "font.size": 9}
 MARKERS = "os^vDP*Xh<>p"
 
@@ -52,7 +53,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
         return []
     files = []
     with rc_context(STYLE):
-        fig, (ax,) = _figure(6.4, 4.2)
+        fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
         for i, setting, g in _groups(timed):
             g = g.sort_values("seq_len")
             reps = [np.array(list(repetitions(r).values())) * 1e3 for _, r in g.iterrows()]
@@ -61,22 +62,24 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
                 low, high = [np.percentile(r, 25) for r in reps], [np.percentile(r, 75) for r in reps]
                 ax.fill_between(g["seq_len"], low, high, color=f"C{i % 10}", alpha=0.2, linewidth=0)
         _loglog(ax, "sequence length n", f"time per call (ms), {pass_title}")
+        _legend(ax)
         ax.set_title("Time vs n (median; band: interquartile range over repetitions)")
         files.append(_save(fig, out / f"{stem}time.png"))
 
         memory = ok[ok["metric"] == "memory"]
         if not memory.empty:
-            fig, (ax,) = _figure(6.4, 4.2)
+            fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
             for i, setting, g in _groups(memory):
                 g = g.sort_values("seq_len")
                 ax.plot(g["seq_len"], g["value"] / 2**20, label=setting, **_style(i))
             _loglog(ax, "sequence length n", f"peak memory allocated (MiB), {pass_title}")
+            _legend(ax)
             ax.set_title("Memory vs n")
             files.append(_save(fig, out / f"{stem}memory.png"))
 
         base = {int(r["seq_len"]): r for _, r in timed[timed["setting"] == baseline].iterrows()}
         if base:
-            fig, (ax,) = _figure(6.4, 4.2)
+            fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
             for i, setting, g in _groups(timed):
                 if setting == baseline:
                     continue
@@ -92,6 +95,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
                 )
             ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
             _loglog(ax, "sequence length n", f"speed-up over {baseline} (> 1: faster)")
+            _legend(ax)
             ax.set_title(f"Speed-up over {baseline}, {pass_title} (band: interval of the median)")
             files.append(_save(fig, out / f"{stem}speedup.png"))
     return files
@@ -103,7 +107,7 @@ def roofline(efficiency: pd.DataFrame, pass_title: str, out: Path, stem: str) ->
     if ok.empty:
         return None
     with rc_context(STYLE):
-        fig, (ax,) = _figure(6.4, 4.2)
+        fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
         for i, setting, g in _groups(ok):
             g = g.sort_values("seq_len")
             ax.plot(g["seq_len"], g["value"] * 100, label=setting, **_style(i))
@@ -114,7 +118,7 @@ def roofline(efficiency: pd.DataFrame, pass_title: str, out: Path, stem: str) ->
         ax.set_ylabel(f"bound / measured time (%), {pass_title}")
         ax.set_title("Roofline efficiency: time at the matmul and bandwidth roofs over time taken")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, ncols=2)
+        _legend(ax)
         return _save(fig, out / f"{stem}roofline.png")
 
 
@@ -130,7 +134,7 @@ def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
     if not lines:
         return []
     with rc_context(STYLE):
-        fig, axes = _figure(4.2 * len(kinds), 3.8, len(kinds))
+        fig, axes = _figure(4.2 * len(kinds) + LEGEND_WIDTH, 3.8, len(kinds))
         for ax, kind in zip(axes, kinds, strict=True):
             for i, (variant, (param, points)) in enumerate(lines.items()):
                 points = [(x, e, s) for x, e, s, k in points if k == kind]
@@ -140,6 +144,7 @@ def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
                 ax.errorbar(xs, err, yerr=std, label=f"{variant} ({param})", capsize=2, **_style(i))
             _loglog(ax, "sample size (the swept parameter)", "relative error vs exact softmax")
             ax.set_title(f"{kind} inputs, n={n}")
+        _legend(axes[-1])
         return [_save(fig, out / f"{stem}approximation.png")]
 
 
@@ -196,7 +201,7 @@ def accuracy_by_length(ok: pd.DataFrame, out: Path, stem: str) -> str | None:
     """Accuracy (%) vs n, one line per setting (mean over seeds; band: min to max over seeds), one panel per task."""
     tasks = list(dict.fromkeys(ok["task"]))
     with rc_context(STYLE):
-        fig, axes = _figure(4.6 * len(tasks), 4.2, panels=len(tasks))
+        fig, axes = _figure(4.6 * len(tasks) + LEGEND_WIDTH, 4.2, panels=len(tasks))
         for ax, task in zip(axes, tasks, strict=True):
             for i, setting, g in _groups(ok[ok["task"] == task]):
                 by_n = (g["value"] * 100).groupby(g["seq_len"])
@@ -208,7 +213,7 @@ def accuracy_by_length(ok: pd.DataFrame, out: Path, stem: str) -> str | None:
             ax.set_title(f"{task}: accuracy vs n (band: range over seeds)")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel("test accuracy (%)")
-        axes[-1].legend(fontsize=7, loc="best")
+        _legend(axes[-1])
         return _save(fig, out / f"{stem}accuracy_by_length.png")
 
 
@@ -219,4 +224,8 @@ def _loglog(ax, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+
+
+def _legend(ax) -> None:
+    """Beside the axes, not on them: with the whole zoo, lines fill every corner a legend could take."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
