@@ -109,6 +109,17 @@ def test_provenance_is_recorded_and_mixed_machines_are_stated():
     assert "cpu_capability: AVX2, AVX512" in board
 
 
+def test_a_run_resumed_across_code_versions_says_so_and_names_the_revisions():
+    """Same machine, two code versions: not a kernels warning, but the revisions a reader can diff."""
+    rows = fixture_rows()
+    rows[0] = {**rows[0], "env": {**ENV, "code": "old", "git": "aaaaaaaaaaaa"}}
+    rows[-1] = {**rows[-1], "env": {**ENV, "code": "new", "git": "bbbbbbbbbbbb+dirty"}}
+    board = render(rows, manifest("cpu", 1))
+    assert "Mixed environments" not in board
+    assert "**Resumed across code versions.** These rows come from 3 versions" in board
+    assert "aaaaaaaaaa, " in board and "bbbbbbbbbb+dirty" in board
+
+
 def test_one_seed_marks_no_best_and_says_it_supports_no_ordering():
     rows = [acc_row(label, task, 0, value) for label, value in (("x", 60), ("y", 50)) for task in ("a", "b")]
     board = render(rows, {"device": "cpu"})

@@ -146,18 +146,29 @@ def _provenance(manifest: dict, df: pd.DataFrame) -> list[str]:
             + "."
         )
     if "env" in df:
-        fields = (*MACHINE_FIELDS, "code")  # what can change a result's numerics
-        envs = {tuple((e or {}).get(f) for f in fields) for e in df["env"]}
-        differing = [f for i, f in enumerate(fields) if len({env[i] for env in envs}) > 1]
+        envs = [e or {} for e in df["env"]]
+        machines = {tuple(e.get(f) for f in MACHINE_FIELDS) for e in envs}
+        differing = [f for i, f in enumerate(MACHINE_FIELDS) if len({m[i] for m in machines}) > 1]
         if differing:
-            values = "; ".join(
-                f"{f}: {', '.join(sorted({str(env[fields.index(f)]) for env in envs}))}" for f in differing
-            )
+            values = "; ".join(f"{f}: {', '.join(sorted({str(e.get(f)) for e in envs}))}" for f in differing)
             lines.append(
-                f"**Mixed environments.** These rows were measured in {len(envs)} environments that differ in "
+                f"**Mixed environments.** These rows were measured in {len(machines)} environments that differ in "
                 f"{values}. Results from machines whose kernels differ are not bit-comparable; compare with care."
             )
+        elif len({e.get("code") for e in envs}) > 1:
+            revisions = list(dict.fromkeys(_short(str(e.get("git") or e.get("code"))) for e in envs))
+            lines.append(
+                f"**Resumed across code versions.** These rows come from {len(revisions)} versions of attnzoo "
+                f"(git {', '.join(revisions)}, in the order measured) on one machine and kernels. A cell's key holds "
+                "its variant's source, so a changed variant's cells re-ran; any other change applies only to the "
+                "cells measured after it (`git diff` between the revisions shows what changed)."
+            )
     return [" ".join(lines)] if lines else []
+
+
+def _short(revision: str) -> str:
+    """A git revision as a reader types it, keeping the mark of uncommitted changes."""
+    return revision[:10] + ("+dirty" if revision.endswith("+dirty") else "")
 
 
 def sentence(text: str) -> str:
