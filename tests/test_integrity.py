@@ -171,8 +171,10 @@ def test_binary_suite_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_kill_says_what_was_saved_and_how_to_resume(tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "executor"), [(signal.SIGINT, "local"), (signal.SIGTERM, "local"), (signal.SIGTERM, "ray")]
+)
+def test_ctrl_c_or_kill_says_what_was_saved_and_how_to_resume(tmp_path, signum, executor):
     suite = {**TINY, "seq_lens": [32, 48, 64, 96, 128, 192, 256, 384]}
     suite["benchmarks"] = {
         "efficiency": {"metrics": ["time"], "passes": ["forward"], "repetitions": 1, "min_run_time": 0.5}
@@ -180,7 +182,7 @@ def test_ctrl_c_or_kill_says_what_was_saved_and_how_to_resume(tmp_path, signum):
     path = write_suite(tmp_path, suite)
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "attnzoo.cli", "run", str(path), "--out", str(run_dir)],
+        [sys.executable, "-m", "attnzoo.cli", "run", str(path), "--out", str(run_dir), "--executor", executor],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

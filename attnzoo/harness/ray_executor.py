@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -101,6 +102,7 @@ class RayExecutor:
             _check_reachable(address)
             if not address:  # a private instance of this driver's: no token to set up, nothing to log
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            sigterm = signal.getsignal(signal.SIGTERM)
             try:
                 # Without an address: a private local instance (not one that happens to run on this machine).
                 ray.init(
@@ -111,6 +113,10 @@ class RayExecutor:
                 )
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise ExecutorError(f"cannot reach the Ray cluster at {address}: {err}") from None
+            # ray.init installs its own SIGTERM handler, which kills the driver mid-run without a word; the
+            # process's own (`attnzoo run`: stop as Ctrl-C does, and say how to resume) stays in charge.
+            if callable(sigterm):
+                signal.signal(signal.SIGTERM, sigterm)
         self.actor = ray.remote(Runner)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max_in_flight or max(1, cpus)
