@@ -159,7 +159,7 @@ def _provenance(manifest: dict, df: pd.DataFrame) -> list[str]:
             revisions = list(dict.fromkeys(_short(str(e.get("git") or e.get("code"))) for e in envs))
             lines.append(
                 f"**Resumed across code versions.** These rows come from {len(revisions)} versions of attnzoo "
-                f"(git {', '.join(revisions)}, in the order measured) on one machine and kernels. A cell's key holds "
+                f"(git {', '.join(revisions)}) on one machine and kernels. A cell's key holds "
                 "its variant's source, so a changed variant's cells re-ran; any other change applies only to the "
                 "cells measured after it (`git diff` between the revisions shows what changed)."
             )

@@ -19,8 +19,9 @@ STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.faceco
 MARKERS = "os^vDP*Xh<>p"
 
 
-def _figure(width: float, height: float, panels: int = 1):
-    fig = Figure(figsize=(width, height))
+def _figure(width: float, height: float, panels: int = 1, legend: bool = True):
+    """A row of `panels` axes, `width` wide plus room for a legend beside the last (see `_legend`)."""
+    fig = Figure(figsize=(width + LEGEND_WIDTH * legend, height))
     return fig, fig.subplots(1, panels, squeeze=False, sharey=True)[0]
 
 
@@ -53,7 +54,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
         return []
     files = []
     with rc_context(STYLE):
-        fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
+        fig, (ax,) = _figure(6.4, 4.2)
         for i, setting, g in _groups(timed):
             g = g.sort_values("seq_len")
             reps = [np.array(list(repetitions(r).values())) * 1e3 for _, r in g.iterrows()]
@@ -68,7 +69,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
 
         memory = ok[ok["metric"] == "memory"]
         if not memory.empty:
-            fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
+            fig, (ax,) = _figure(6.4, 4.2)
             for i, setting, g in _groups(memory):
                 g = g.sort_values("seq_len")
                 ax.plot(g["seq_len"], g["value"] / 2**20, label=setting, **_style(i))
@@ -79,7 +80,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
 
         base = {int(r["seq_len"]): r for _, r in timed[timed["setting"] == baseline].iterrows()}
         if base:
-            fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
+            fig, (ax,) = _figure(6.4, 4.2)
             for i, setting, g in _groups(timed):
                 if setting == baseline:
                     continue
@@ -107,7 +108,7 @@ def roofline(efficiency: pd.DataFrame, pass_title: str, out: Path, stem: str) ->
     if ok.empty:
         return None
     with rc_context(STYLE):
-        fig, (ax,) = _figure(6.4 + LEGEND_WIDTH, 4.2)
+        fig, (ax,) = _figure(6.4, 4.2)
         for i, setting, g in _groups(ok):
             g = g.sort_values("seq_len")
             ax.plot(g["seq_len"], g["value"] * 100, label=setting, **_style(i))
@@ -134,7 +135,7 @@ def approximation(df: pd.DataFrame, out: Path, stem: str) -> list[str]:
     if not lines:
         return []
     with rc_context(STYLE):
-        fig, axes = _figure(4.2 * len(kinds) + LEGEND_WIDTH, 3.8, len(kinds))
+        fig, axes = _figure(4.2 * len(kinds), 3.8, len(kinds))
         for ax, kind in zip(axes, kinds, strict=True):
             for i, (variant, (param, points)) in enumerate(lines.items()):
                 points = [(x, e, s) for x, e, s, k in points if k == kind]
@@ -184,7 +185,7 @@ def bubble(settings: list[tuple], baseline: str, out: Path, stem: str) -> str | 
         return None
     largest = max(mem for *_, mem in points)
     with rc_context(STYLE):
-        fig, (ax,) = _figure(6.4, 4.4)
+        fig, (ax,) = _figure(6.4, 4.4, legend=False)
         for i, (variant, x, y, mem) in enumerate(points):
             ax.scatter(x, y, s=2500 * mem / largest, color=f"C{i % 10}", alpha=0.45, edgecolors="black", linewidths=0.6)
             ax.annotate(variant, (x, y), fontsize=8, ha="center", va="center")
@@ -201,7 +202,7 @@ def accuracy_by_length(ok: pd.DataFrame, out: Path, stem: str) -> str | None:
     """Accuracy (%) vs n, one line per setting (mean over seeds; band: min to max over seeds), one panel per task."""
     tasks = list(dict.fromkeys(ok["task"]))
     with rc_context(STYLE):
-        fig, axes = _figure(4.6 * len(tasks) + LEGEND_WIDTH, 4.2, panels=len(tasks))
+        fig, axes = _figure(4.6 * len(tasks), 4.2, panels=len(tasks))
         for ax, task in zip(axes, tasks, strict=True):
             for i, setting, g in _groups(ok[ok["task"] == task]):
                 by_n = (g["value"] * 100).groupby(g["seq_len"])
