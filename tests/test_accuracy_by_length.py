@@ -166,3 +166,15 @@ def test_the_frontier_takes_its_times_from_an_efficiency_run_merged_in(tmp_path)
     assert "Speed-quality frontier: accuracy and time per training step" in alone
     assert "Speed-quality frontier: accuracy and attention time" in merged
     assert "from the efficiency run timed merged into this board" in merged
+
+
+def test_the_headline_says_how_far_each_setting_holds_and_when_it_holds_nowhere():
+    from types import SimpleNamespace
+
+    from attnzoo.benchmarks.accuracy_by_length import AccuracyByLengthBenchmark, Held
+
+    held = {"sdpa": Held(0, 1024, [99.0, 99.5], 1024), "s3attention": Held(0, 1024, [3.0, 4.0], None)}
+    rows = [SimpleNamespace(setting=k, values={"accuracy_by_length": h}) for k, h in held.items()]
+    [(_, cells, _)] = AccuracyByLengthBenchmark().headline_columns(rows, board=None)
+    assert cells["sdpa"].endswith("at 1024, holds to 1024") and cells["sdpa"].startswith("**")
+    assert cells["s3attention"].endswith("at 1024, holds at no n")

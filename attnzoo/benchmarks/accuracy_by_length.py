@@ -283,10 +283,11 @@ class AccuracyByLengthBenchmark(Benchmark):
         for k, h in held.items():
             text = accuracy_text(h.accuracy)
             text = f"**{text}**" if k in best else text
-            cells[k] = f"{text} at {h.n}" + (f", holds to {h.holds_to}" if h.holds_to else "")
+            cells[k] = f"{text} at {h.n}, " + (f"holds to {h.holds_to}" if h.holds_to else "holds at no n")
         note = (
             "Accuracy by length: mean test accuracy (%) at the longest n it trained at beside the baseline, and the "
-            "longest n to which it stays within the stated fraction of the baseline's accuracy."
+            "longest n to which it stays within the stated fraction of the baseline's accuracy (at no n: below it "
+            "already at the shortest)."
         )
         return [("accuracy by length", cells, note)]
 
