@@ -187,6 +187,9 @@ def test_ctrl_c_or_kill_says_what_was_saved_and_how_to_resume(tmp_path, signum, 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as a terminal's foreground job has it: a runner started in the background (nohup, `&`) ignores SIGINT, and
+        # its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Timing cells' rows are written after their last round; each repetition is saved as it finishes.
     repetitions, deadline = run_dir / "repetitions.jsonl", time.time() + 60
