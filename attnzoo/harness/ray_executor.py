@@ -114,8 +114,9 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise ExecutorError(f"cannot reach the Ray cluster at {address}: {err}") from None
             # ray.init installs its own SIGTERM handler, which kills the driver mid-run without a word; the
-            # process's own (`attnzoo run`: stop as Ctrl-C does, and say how to resume) stays in charge.
-            if callable(sigterm):
+            # process's own disposition (`attnzoo run`: stop as Ctrl-C does, and say how to resume; or default, or
+            # ignored) stays in charge. None: a handler not set from Python, which cannot be put back.
+            if sigterm is not None:
                 signal.signal(signal.SIGTERM, sigterm)
         self.actor = ray.remote(Runner)
         cpus = int(ray.cluster_resources().get("CPU", 1))
