@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import rc_context, ticker
+from matplotlib import colormaps, rc_context, ticker
 from matplotlib.figure import Figure  # no pyplot: no display backend, no global figure state
 
 from attnzoo.leaderboards.sources import resolved_params
@@ -17,6 +17,7 @@ from attnzoo.leaderboards.timing import repetitions, speedup_interval
 LEGEND_WIDTH = 1.8  # inches added to a figure for the legend beside its last panel
 STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white", "font.size": 9}
 MARKERS = "os^vDP*Xh<>p"
+PALETTE = colormaps["tab20"].colors  # pairs of dark and light; the dark ones are matplotlib's C0..C9
 
 
 def _figure(width: float, height: float, panels: int = 1, legend: bool = True):
@@ -42,8 +43,20 @@ def _groups(df: pd.DataFrame) -> list[tuple[int, str, pd.DataFrame]]:
     return [(int(code), setting, df[df["setting"] == setting]) for setting, code in first.items()]
 
 
+def _color(i: int) -> tuple:
+    """The ten default colours, then their light partners, so that a suite of more than ten settings (the zoo has
+    sixteen) draws no two lines alike."""
+    return PALETTE[2 * (i % 10) + (i // 10) % 2]
+
+
 def _style(i: int) -> dict:
-    return {"marker": MARKERS[i % len(MARKERS)], "color": f"C{i % 10}", "markersize": 4}
+    dashed = (i // 10) % 2  # the light partners also dash, to read apart from their dark twins
+    return {
+        "marker": MARKERS[i % len(MARKERS)],
+        "color": _color(i),
+        "linestyle": "--" if dashed else "-",
+        "markersize": 4,
+    }
 
 
 def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str, out: Path, stem: str) -> list[str]:
@@ -61,7 +74,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
             ax.plot(g["seq_len"], g["value"] * 1e3, label=setting, **_style(i))
             if any(len(r) > 1 for r in reps):
                 low, high = [np.percentile(r, 25) for r in reps], [np.percentile(r, 75) for r in reps]
-                ax.fill_between(g["seq_len"], low, high, color=f"C{i % 10}", alpha=0.2, linewidth=0)
+                ax.fill_between(g["seq_len"], low, high, color=_color(i), alpha=0.2, linewidth=0)
         _loglog(ax, "sequence length n", f"time per call (ms), {pass_title}")
         _legend(ax)
         ax.set_title("Time vs n (median; band: interquartile range over repetitions)")
@@ -92,7 +105,7 @@ def efficiency(df: pd.DataFrame, baseline: str, pass_name: str, pass_title: str,
                 ns = [n for n, _ in points]
                 ax.plot(ns, [iv.median for _, iv in points], label=setting, **_style(i))
                 ax.fill_between(
-                    ns, [iv.low for _, iv in points], [iv.high for _, iv in points], color=f"C{i % 10}", alpha=0.2
+                    ns, [iv.low for _, iv in points], [iv.high for _, iv in points], color=_color(i), alpha=0.2
                 )
             ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
             _loglog(ax, "sequence length n", f"speed-up over {baseline} (> 1: faster)")
@@ -187,7 +200,7 @@ def bubble(settings: list[tuple], baseline: str, out: Path, stem: str) -> str | 
     with rc_context(STYLE):
         fig, (ax,) = _figure(6.4, 4.4, legend=False)
         for i, (variant, x, y, mem) in enumerate(points):
-            ax.scatter(x, y, s=2500 * mem / largest, color=f"C{i % 10}", alpha=0.45, edgecolors="black", linewidths=0.6)
+            ax.scatter(x, y, s=2500 * mem / largest, color=_color(i), alpha=0.45, edgecolors="black", linewidths=0.6)
             ax.annotate(variant, (x, y), fontsize=8, ha="center", va="center")
         ax.set_xscale("log")
         ax.set_xlabel(f"speed-up over {baseline} at the longest common n (log)")
@@ -207,7 +220,7 @@ def accuracy_by_length(ok: pd.DataFrame, out: Path, stem: str) -> str | None:
             for i, setting, g in _groups(ok[ok["task"] == task]):
                 by_n = (g["value"] * 100).groupby(g["seq_len"])
                 ax.plot(by_n.mean().index, by_n.mean(), label=setting, **_style(i))
-                ax.fill_between(by_n.min().index, by_n.min(), by_n.max(), color=f"C{i % 10}", alpha=0.15, linewidth=0)
+                ax.fill_between(by_n.min().index, by_n.min(), by_n.max(), color=_color(i), alpha=0.15, linewidth=0)
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("sequence length n")
