@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -63,6 +64,31 @@ def test_xformers_unavailable_without_cuda_says_why():
     assert not spec.available.ok and spec.available.reason and spec.available.fix
     with pytest.raises(UnavailableVariantError, match="unavailable here"):
         attnzoo.create_attention("xformers", 32, 2)
+
+
+def test_xformers_whose_kernels_fail_is_unavailable_and_says_why(monkeypatch):
+    """An xformers built for another torch imports but fails at its first call: the probe's call must say so in one
+    line. The probe runs on the CPU here with a stand-in `xformers.ops`, first failing as such a wheel does, then
+    working."""
+    from attnzoo.zoo import exact
+
+    ops = types.ModuleType("xformers.ops")
+
+    def no_kernels(q, k, v):
+        raise NotImplementedError("No operator found for `memory_efficient_attention_forward` with inputs:\n  query")
+
+    ops.memory_efficient_attention = no_kernels
+    monkeypatch.setitem(sys.modules, "xformers", types.ModuleType("xformers"))
+    monkeypatch.setitem(sys.modules, "xformers.ops", ops)
+    exact._xformers_kernels_run.cache_clear()
+    failed = exact._xformers_kernels_run("cpu")
+    assert not failed.ok and failed.fix
+    assert "no working CUDA kernels" in failed.reason and "(No operator found for" in failed.reason
+    assert "\n" not in failed.reason
+    ops.memory_efficient_attention = lambda q, k, v: q
+    exact._xformers_kernels_run.cache_clear()
+    assert exact._xformers_kernels_run("cpu").ok
+    exact._xformers_kernels_run.cache_clear()
 
 
 def test_list_variants_filters_by_glob():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+from importlib import metadata
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +78,34 @@ def _xformers_availability() -> Availability:
         return Availability(False, "xformers is not installed", "pip install 'attnzoo[xformers]' on a CUDA machine")
     if not torch.cuda.is_available():
         return Availability(False, "needs CUDA (xformers has no CPU kernels)", "run on a machine with a CUDA GPU")
+    return _xformers_kernels_run()
+
+
+@functools.cache
+def _xformers_kernels_run(device: str = "cuda") -> Availability:
+    """An installed xformers may hold no kernels for this torch (a wheel built against another torch or CUDA
+    imports, warns, and fails at the first call): one tiny call says."""
+    try:
+        import xformers.ops as xops
+
+        q = torch.zeros(1, 8, 1, 32, device=device, dtype=torch.float16)
+        xops.memory_efficient_attention(q, q, q)
+    except Exception as err:  # noqa: BLE001 - any failure means its kernels cannot run here
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return Availability(
+            False,
+            f"xformers {_version('xformers')} has no working CUDA kernels with torch {torch.__version__} "
+            f"({first_line})",
+            "install the xformers release built for this torch and CUDA (see xformers' install notes)",
+        )
     return AVAILABLE
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 @register_variant(
