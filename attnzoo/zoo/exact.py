@@ -91,7 +91,7 @@ def _xformers_kernels_run(device: str = "cuda") -> Availability:
         q = torch.zeros(1, 8, 1, 32, device=device, dtype=torch.float16)
         xops.memory_efficient_attention(q, q, q)
     except Exception as err:  # noqa: BLE001 - any failure means its kernels cannot run here
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         return Availability(
             False,
             f"xformers {_version('xformers')} has no working CUDA kernels with torch {torch.__version__} "
