@@ -6,12 +6,22 @@ device's own RNG, so it is compared with exact attention instead."""
 
 from __future__ import annotations
 
+import copy
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from attnzoo.harness.measure import peak_memory
+from attnzoo.timeseries.backbones import BACKBONES, Shape
+from attnzoo.timeseries.backbones import build as build_backbone
+from attnzoo.timeseries.data import from_frame, prepare
+from attnzoo.timeseries.train import ForecastRecipe, fit
+from attnzoo.zoo import create_attention
 from attnzoo.zoo.conformance import DIM, make_layer, padded_batch
 from attnzoo.zoo.registry import list_variants, variant_info
+from tests.test_forecasting import _frame
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -116,3 +126,46 @@ def test_cuda_peak_memory_is_the_quadratic_score_matrix():
     score_bytes = batch * heads * n * n * 4
     assert peak("vanilla") >= score_bytes
     assert peak("sdpa") < score_bytes / 4
+
+
+FORECAST_SHAPE = Shape(
+    channels=3, input_len=48, horizon=24, dim=16, depth=2, ffn_dim=32, dropout=0.0, patch_len=8, stride=4
+)
+
+
+def forecast_on(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forecast and the input gradient on `device`; sampling variants draw the same samples on either device."""
+    x = x.detach().to(device).requires_grad_(True)  # a leaf of its own on either device
+    torch.manual_seed(1)
+    y = model.to(device)(x)
+    y.square().sum().backward()
+    return y, x.grad
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("name", [v for v in cuda_variants() if v not in DEVICE_RNG and v != "xformers"])
+def test_forecasting_backbones_on_cuda_match_cpu(backbone, name):
+    """Each backbone (its normalisation, its heads, the Fourier extrapolation's FFTs) around each variant: the
+    same forecast and gradient on the GPU as on the CPU."""
+    params = variant_info(name).check_params
+    torch.manual_seed(0)
+    model = build_backbone(
+        backbone, lambda n: create_attention(name, FORECAST_SHAPE.dim, 2, max_seq_len=n, **params), FORECAST_SHAPE
+    ).eval()
+    x = torch.randn(4, FORECAST_SHAPE.input_len, FORECAST_SHAPE.channels)
+    y_cpu, g_cpu = forecast_on(copy.deepcopy(model), x, torch.device("cpu"))
+    y_gpu, g_gpu = forecast_on(model, x, CUDA)
+    assert y_gpu.device.type == "cuda"
+    assert relative_error(y_gpu, y_cpu) < FLOAT32_TOL
+    assert relative_error(g_gpu, g_cpu) < FLOAT32_TOL
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_forecasting_trains_and_scores_on_cuda(backbone):
+    """The training loop's device path: batches, validation and the test score all on the GPU."""
+    t = np.arange(2000)
+    values = np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 24 + 1)], axis=1)
+    data = prepare(from_frame(_frame(values), "sine"), 48, 24)
+    recipe = ForecastRecipe(steps=40, eval_every=20, dim=16, ffn_dim=32, heads=2)
+    result = fit(data, "s3attention", {}, recipe, seed=0, device="cuda", backbone=backbone, patch_len=16, stride=8)
+    assert math.isfinite(result.mse) and result.steps == 40 and result.windows == len(data.test)
