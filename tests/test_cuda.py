@@ -1,4 +1,5 @@
-"""Every variant on a CUDA GPU: the same outputs and gradients as on the CPU, and half precision within its rounding.
+"""Every variant on a CUDA GPU: the same outputs and gradients as on the CPU, and half precision within its rounding;
+each forecasting backbone around each variant, the same forecasts and gradients, and its training loop on the GPU.
 
 Sampling variants draw on the CPU generator (attnzoo.zoo.base.Sampler), so a seed means the same samples on both
 devices and their outputs compare exactly as the deterministic variants' do; reformer's rotations come from the
