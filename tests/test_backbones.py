@@ -85,13 +85,18 @@ def test_the_s3_paper_backbone_removes_the_level_but_not_the_scale():
         assert not torch.allclose(net(3 * x), 3 * y, atol=1e-2)
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_every_backbone_forecasts_the_horizon_and_trains(backbone):
+def train_on_sines(backbone: str, variant: str = "sdpa", device: str = "cpu"):
+    """40 steps on two daily sines (input 48, horizon 24), patches of 16 every 8."""
     t = np.arange(2000)
     values = np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 24 + 1)], axis=1)
     data = prepare(from_frame(_frame(values), "sine"), 48, 24)
     recipe = ForecastRecipe(steps=40, eval_every=20, dim=16, ffn_dim=32, heads=2)
-    result = fit(data, "sdpa", {}, recipe, seed=0, backbone=backbone, patch_len=16, stride=8)
+    return data, fit(data, variant, {}, recipe, seed=0, device=device, backbone=backbone, patch_len=16, stride=8)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_backbone_forecasts_the_horizon_and_trains(backbone):
+    data, result = train_on_sines(backbone)
     assert math.isfinite(result.mse) and result.steps == 40 and result.windows == len(data.test)
     assert result.dropped is not None and result.windows // 32 * 32 < result.windows
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from attnzoo.harness.measure import peak_memory
 from attnzoo.timeseries.backbones import BACKBONES, Shape
 from attnzoo.timeseries.backbones import build as build_backbone
-from attnzoo.timeseries.data import from_frame, prepare
-from attnzoo.timeseries.train import ForecastRecipe, fit
 from attnzoo.zoo import create_attention
 from attnzoo.zoo.conformance import DIM, make_layer, padded_batch
 from attnzoo.zoo.registry import list_variants, variant_info
-from tests.test_forecasting import _frame
+from tests.test_backbones import train_on_sines
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -164,9 +161,5 @@ def test_forecasting_backbones_on_cuda_match_cpu(backbone, name):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_forecasting_trains_and_scores_on_cuda(backbone):
     """The training loop's device path: batches, validation and the test score all on the GPU."""
-    t = np.arange(2000)
-    values = np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 24 + 1)], axis=1)
-    data = prepare(from_frame(_frame(values), "sine"), 48, 24)
-    recipe = ForecastRecipe(steps=40, eval_every=20, dim=16, ffn_dim=32, heads=2)
-    result = fit(data, "s3attention", {}, recipe, seed=0, device="cuda", backbone=backbone, patch_len=16, stride=8)
+    data, result = train_on_sines(backbone, "s3attention", device="cuda")
     assert math.isfinite(result.mse) and result.steps == 40 and result.windows == len(data.test)
