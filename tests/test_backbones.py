@@ -23,9 +23,11 @@ from tests.test_forecasting import _frame, _suite
 SHAPE = Shape(channels=3, input_len=24, horizon=12, dim=16, depth=2, ffn_dim=32, dropout=0.0, patch_len=8, stride=4)
 
 
-def model(backbone: str, shape: Shape = SHAPE, variant: str = "sdpa") -> torch.nn.Module:
+def model(backbone: str, shape: Shape = SHAPE, variant: str = "sdpa", **params) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_backbone(backbone, lambda n: create_attention(variant, shape.dim, 2, max_seq_len=n), shape).eval()
+    return build_backbone(
+        backbone, lambda n: create_attention(variant, shape.dim, 2, max_seq_len=n, **params), shape
+    ).eval()
 
 
 def released_fourier_head(y: torch.Tensor, horizon: int) -> torch.Tensor:

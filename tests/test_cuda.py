@@ -15,10 +15,9 @@ import torch
 
 from attnzoo.harness.measure import peak_memory
 from attnzoo.timeseries.backbones import BACKBONES, Shape
-from attnzoo.timeseries.backbones import build as build_backbone
-from attnzoo.zoo import create_attention
 from attnzoo.zoo.conformance import DIM, make_layer, padded_batch
 from attnzoo.zoo.registry import list_variants, variant_info
+from tests.test_backbones import model as backbone_model
 from tests.test_backbones import train_on_sines
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -36,6 +35,10 @@ HALF_TOL = {torch.bfloat16: 0.02, torch.float16: 0.004}
 def cuda_variants() -> list[str]:
     infos = [variant_info(name) for name in list_variants()]
     return [v.name for v in infos if "cuda" in v.capabilities.devices and v.available.ok]
+
+
+# Variants whose GPU outputs compare with the CPU's sample for sample (xformers has no float32 kernels).
+COMPARABLE = [v for v in cuda_variants() if v not in DEVICE_RNG and v != "xformers"]
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -63,7 +66,7 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@pytest.mark.parametrize("name", [v for v in cuda_variants() if v not in DEVICE_RNG and v != "xformers"])
+@pytest.mark.parametrize("name", COMPARABLE)
 def test_cuda_matches_cpu(name):
     y_cpu, g_cpu = outputs_and_grads(name, torch.device("cpu"))
     y_gpu, g_gpu = outputs_and_grads(name, CUDA)
@@ -141,15 +144,11 @@ def forecast_on(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
-@pytest.mark.parametrize("name", [v for v in cuda_variants() if v not in DEVICE_RNG and v != "xformers"])
+@pytest.mark.parametrize("name", COMPARABLE)
 def test_forecasting_backbones_on_cuda_match_cpu(backbone, name):
     """Each backbone (its normalisation, its heads, the Fourier extrapolation's FFTs) around each variant: the
     same forecast and gradient on the GPU as on the CPU."""
-    params = variant_info(name).check_params
-    torch.manual_seed(0)
-    model = build_backbone(
-        backbone, lambda n: create_attention(name, FORECAST_SHAPE.dim, 2, max_seq_len=n, **params), FORECAST_SHAPE
-    ).eval()
+    model = backbone_model(backbone, FORECAST_SHAPE, name, **variant_info(name).check_params)
     x = torch.randn(4, FORECAST_SHAPE.input_len, FORECAST_SHAPE.channels)
     y_cpu, g_cpu = forecast_on(copy.deepcopy(model), x, torch.device("cpu"))
     y_gpu, g_gpu = forecast_on(model, x, CUDA)
